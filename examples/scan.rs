@@ -1,0 +1,179 @@
+//! Scan container images for leaked secrets.
+//!
+//! ```text
+//! cargo run --release --example scan -- [OPTIONS] [IMAGE]...
+//! ```
+//!
+//! IMAGE is a docker-archive tarball (plain or gzip/zstd compressed) or an
+//! OCI image layout (a directory or a tar of one). With no IMAGE it scans
+//! the demo image bundled in `examples/demo/`. Exit status: 0 when nothing
+//! is found, 1 when something is, 2 on an error (including an image that
+//! could not be scanned completely).
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, ValueEnum};
+use leak_core::{Location, Report, Scanner, Severity, merge_reports};
+
+#[derive(Clone, Copy, Debug, ValueEnum)]
+enum Format {
+    Text,
+    Json,
+    Sarif,
+}
+
+/// Scan container images for leaked secrets.
+#[derive(Debug, Parser)]
+#[command(version)]
+struct Args {
+    /// Image inputs: docker-archive tarballs or OCI layouts. Default: the
+    /// bundled demo image.
+    images: Vec<PathBuf>,
+    /// Output format.
+    #[arg(long, value_enum, default_value = "text")]
+    format: Format,
+    /// File of known leaked values, one per line, searched exactly and in
+    /// base64.
+    #[arg(long)]
+    known_values: Vec<PathBuf>,
+    /// gitleaks-style TOML rules file, added to the built-in rules.
+    #[arg(long)]
+    rules: Vec<PathBuf>,
+    /// Scan only this platform (OS/ARCH or OS/ARCH/VARIANT). Default: every
+    /// platform.
+    #[arg(long)]
+    platform: Option<String>,
+    /// Turn off the built-in rules (use with --rules or --known-values).
+    #[arg(long)]
+    no_builtin_rules: bool,
+}
+
+fn demo_image() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("demo/demo-image.tar")
+}
+
+fn main() -> ExitCode {
+    tracing_subscriber::fmt()
+        .with_writer(std::io::stderr)
+        .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
+        .init();
+    let args = Args::parse();
+    let mut builder = Scanner::builder().builtin_rules(!args.no_builtin_rules);
+    for path in &args.rules {
+        builder = builder.rules_file(path);
+    }
+    for path in &args.known_values {
+        builder = builder.known_values_file(path);
+    }
+    if let Some(platform) = &args.platform {
+        builder = builder.platform(platform);
+    }
+    let scanner = match builder.build() {
+        Ok(scanner) => scanner,
+        Err(error) => {
+            eprintln!("error: {error}");
+            return ExitCode::from(2);
+        }
+    };
+    let images = if args.images.is_empty() {
+        eprintln!("no IMAGE given: scanning the bundled demo image {}", demo_image().display());
+        vec![demo_image()]
+    } else {
+        args.images.clone()
+    };
+    let mut reports = Vec::new();
+    let mut failed = false;
+    for image in &images {
+        match scanner.scan_path(image) {
+            Ok(report) => reports.push(report),
+            Err(error) => {
+                eprintln!("error: {error}");
+                failed = true;
+            }
+        }
+    }
+    let report = merge_reports(reports);
+    let printed = match args.format {
+        Format::Json => serde_json::to_string_pretty(&report).map(|text| println!("{text}")),
+        Format::Sarif => serde_json::to_string_pretty(&leak_core::sarif::to_sarif(&report)).map(|text| println!("{text}")),
+        Format::Text => {
+            print_text(&report);
+            Ok(())
+        }
+    };
+    if let Err(error) = printed {
+        eprintln!("error: cannot write the report: {error}");
+        return ExitCode::from(2);
+    }
+    if failed || !report.coverage.complete {
+        ExitCode::from(2)
+    } else if report.findings.is_empty() {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(1)
+    }
+}
+
+fn print_text(report: &Report) {
+    for finding in &report.findings {
+        let place = match &finding.location {
+            Location::Layer {
+                layer_index,
+                path,
+                line,
+                present_in_final_fs,
+                removed_by_layer,
+                removed_how,
+                ..
+            } => {
+                let line = line.map(|l| format!(":{l}")).unwrap_or_default();
+                let state = if *present_in_final_fs {
+                    "present in the final filesystem".to_owned()
+                } else {
+                    format!(
+                        "hidden by layer {} ({:?}) but still in the image",
+                        removed_by_layer.unwrap_or_default(),
+                        removed_how.unwrap_or(leak_core::Removal::Overwritten)
+                    )
+                };
+                format!("layer {layer_index} /{path}{line}, {state}")
+            }
+            other => leak_core::sarif::describe(other),
+        };
+        println!(
+            "{image}  {kind}  {redacted}  {fingerprint}\n    at {place} (rule {rule})",
+            image = finding.image,
+            kind = finding.kind,
+            redacted = finding.redacted,
+            fingerprint = finding.fingerprint,
+            rule = finding.rule,
+        );
+    }
+    println!();
+    for image in &report.coverage.images {
+        println!(
+            "{}{}: {} of {} layers scanned, {} entries, {} bytes{}",
+            image.image,
+            image.platform.as_deref().map(|p| format!(" [{p}]")).unwrap_or_default(),
+            image.layers_scanned,
+            image.layers_total,
+            image.entries_scanned,
+            image.bytes_scanned,
+            if image.partial { ", PARTIAL" } else { "" }
+        );
+    }
+    for gap in &report.coverage.gaps {
+        let label = match gap.severity {
+            Severity::Error => "not covered",
+            Severity::Warning => "warning",
+            Severity::Info => "skipped",
+        };
+        println!("{label}: {}", gap.detail);
+    }
+    println!(
+        "{} finding(s); coverage {}",
+        report.findings.len(),
+        if report.coverage.complete { "complete" } else { "PARTIAL" }
+    );
+}
