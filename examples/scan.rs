@@ -14,7 +14,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{Parser, ValueEnum};
-use leak_core::{Location, Report, Scanner, Severity, merge_reports};
+use leak_core::{Gap, GapKind, Location, Report, ScanError, Scanner, Severity, merge_reports};
 
 #[derive(Clone, Copy, Debug, ValueEnum)]
 enum Format {
@@ -77,7 +77,10 @@ fn main() -> ExitCode {
         }
     };
     let images = if args.images.is_empty() {
-        eprintln!("no IMAGE given: scanning the bundled demo image {}", demo_image().display());
+        eprintln!(
+            "no IMAGE given: scanning the bundled demo image {}",
+            demo_image().display()
+        );
         vec![demo_image()]
     } else {
         args.images.clone()
@@ -90,13 +93,15 @@ fn main() -> ExitCode {
             Err(error) => {
                 eprintln!("error: {error}");
                 failed = true;
+                reports.push(unreadable_report(image, &error));
             }
         }
     }
     let report = merge_reports(reports);
     let printed = match args.format {
         Format::Json => serde_json::to_string_pretty(&report).map(|text| println!("{text}")),
-        Format::Sarif => serde_json::to_string_pretty(&leak_core::sarif::to_sarif(&report)).map(|text| println!("{text}")),
+        Format::Sarif => serde_json::to_string_pretty(&leak_core::sarif::to_sarif(&report))
+            .map(|text| println!("{text}")),
         Format::Text => {
             print_text(&report);
             Ok(())
@@ -113,6 +118,30 @@ fn main() -> ExitCode {
     } else {
         ExitCode::from(1)
     }
+}
+
+fn removal_name(removal: leak_core::Removal) -> &'static str {
+    match removal {
+        leak_core::Removal::Whiteout => "whiteout",
+        leak_core::Removal::OpaqueWhiteout => "opaque whiteout",
+        leak_core::Removal::Overwritten => "overwritten",
+        leak_core::Removal::ParentReplaced => "parent directory replaced",
+    }
+}
+
+/// A report for an input that could not be opened at all, so JSON and
+/// SARIF readers see the scan as incomplete.
+fn unreadable_report(image: &std::path::Path, error: &ScanError) -> Report {
+    let mut report = Report::default();
+    report.coverage.gaps.push(
+        Gap::new(
+            GapKind::SourceUnreadable,
+            Severity::Error,
+            error.to_string(),
+        )
+        .with_image(image.display().to_string()),
+    );
+    report
 }
 
 fn print_text(report: &Report) {
@@ -132,9 +161,9 @@ fn print_text(report: &Report) {
                     "present in the final filesystem".to_owned()
                 } else {
                     format!(
-                        "hidden by layer {} ({:?}) but still in the image",
+                        "hidden by layer {} ({}) but still in the image",
                         removed_by_layer.unwrap_or_default(),
-                        removed_how.unwrap_or(leak_core::Removal::Overwritten)
+                        removal_name(removed_how.unwrap_or(leak_core::Removal::Overwritten))
                     )
                 };
                 format!("layer {layer_index} /{path}{line}, {state}")
@@ -155,7 +184,11 @@ fn print_text(report: &Report) {
         println!(
             "{}{}: {} of {} layers scanned, {} entries, {} bytes{}",
             image.image,
-            image.platform.as_deref().map(|p| format!(" [{p}]")).unwrap_or_default(),
+            image
+                .platform
+                .as_deref()
+                .map(|p| format!(" [{p}]"))
+                .unwrap_or_default(),
             image.layers_scanned,
             image.layers_total,
             image.entries_scanned,
@@ -174,6 +207,10 @@ fn print_text(report: &Report) {
     println!(
         "{} finding(s); coverage {}",
         report.findings.len(),
-        if report.coverage.complete { "complete" } else { "PARTIAL" }
+        if report.coverage.complete {
+            "complete"
+        } else {
+            "PARTIAL"
+        }
     );
 }

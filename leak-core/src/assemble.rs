@@ -34,7 +34,11 @@ impl LayerIndex {
                 EntryKind::OpaqueWhiteout { directory } => {
                     index.opaque.insert(directory.clone(), entry.path.clone());
                 }
-                _ => index.paths.entry(entry.path.clone()).or_default().push(position),
+                _ => index
+                    .paths
+                    .entry(entry.path.clone())
+                    .or_default()
+                    .push(position),
             }
         }
         index
@@ -42,7 +46,8 @@ impl LayerIndex {
 }
 
 fn ancestors(path: &str) -> impl Iterator<Item = &str> {
-    path.match_indices('/').map(move |(split, _)| &path[..split])
+    path.match_indices('/')
+        .map(move |(split, _)| &path[..split])
 }
 
 /// How and where a file was hidden.
@@ -50,10 +55,28 @@ type Hidden = (usize, Removal, String);
 
 /// Finds the first layer at or above `layer` that hides the file at `path`
 /// (entry `entry_index` of `layer`).
-fn hidden_by(indexes: &[LayerIndex], reports: &[Arc<LayerReport>], layer: usize, entry_index: usize, path: &str) -> Option<Hidden> {
-    if let Some(positions) = indexes[layer].paths.get(path) {
-        if positions.iter().any(|&p| p > entry_index) {
-            return Some((layer, Removal::Overwritten, path.to_owned()));
+fn hidden_by(
+    indexes: &[LayerIndex],
+    reports: &[Arc<LayerReport>],
+    layer: usize,
+    entry_index: usize,
+    path: &str,
+) -> Option<Hidden> {
+    if let Some(positions) = indexes[layer].paths.get(path)
+        && positions.iter().any(|&p| p > entry_index)
+    {
+        return Some((layer, Removal::Overwritten, path.to_owned()));
+    }
+    // A later entry of the same layer that turns a parent directory into a
+    // file or link removes the directory's contents when the layer applies.
+    for ancestor in ancestors(path) {
+        if let Some(positions) = indexes[layer].paths.get(ancestor) {
+            let replaced = positions.iter().any(|&p| {
+                p > entry_index && !matches!(reports[layer].entries[p].kind, EntryKind::Directory)
+            });
+            if replaced {
+                return Some((layer, Removal::ParentReplaced, ancestor.to_owned()));
+            }
         }
     }
     for (upper, index) in indexes.iter().enumerate().skip(layer + 1) {
@@ -91,8 +114,15 @@ fn hidden_by(indexes: &[LayerIndex], reports: &[Arc<LayerReport>], layer: usize,
 }
 
 /// Assembles an image's layer findings and coverage.
-pub(crate) fn assemble_layers(image: &ImageInfo, reports: &[Arc<LayerReport>], coverage: &mut ImageCoverage) -> (Vec<Finding>, Vec<Gap>) {
-    let indexes: Vec<LayerIndex> = reports.iter().map(|report| LayerIndex::new(report)).collect();
+pub(crate) fn assemble_layers(
+    image: &ImageInfo,
+    reports: &[Arc<LayerReport>],
+    coverage: &mut ImageCoverage,
+) -> (Vec<Finding>, Vec<Gap>) {
+    let indexes: Vec<LayerIndex> = reports
+        .iter()
+        .map(|report| LayerIndex::new(report))
+        .collect();
     let mut findings = Vec::new();
     let mut gaps = Vec::new();
     for (layer, report) in reports.iter().enumerate() {
@@ -143,13 +173,30 @@ pub(crate) fn assemble_layers(image: &ImageInfo, reports: &[Arc<LayerReport>], c
 }
 
 /// Finds the findings of the newest file at `target` in a layer below
-/// `layer`. `None` when no lower layer has the path at all.
-fn resolve_link(reports: &[Arc<LayerReport>], layer: usize, target: &str) -> Option<Vec<LayerFinding>> {
+/// `layer`. `None` when no lower layer has the path at all. When that entry
+/// is itself a hardlink into a still lower layer, its target is followed;
+/// each step goes strictly lower, so the recursion ends.
+fn resolve_link(
+    reports: &[Arc<LayerReport>],
+    layer: usize,
+    target: &str,
+) -> Option<Vec<LayerFinding>> {
     for lower in (0..layer).rev() {
         let report = &reports[lower];
-        let Some(last) = report.entries.iter().rposition(|entry| entry.path == target) else {
+        let Some(last) = report
+            .entries
+            .iter()
+            .rposition(|entry| entry.path == target)
+        else {
             continue;
         };
+        if let Some(link) = report
+            .pending_hardlinks
+            .iter()
+            .find(|link| link.entry_index == last)
+        {
+            return resolve_link(reports, lower, &link.target);
+        }
         return Some(
             report
                 .findings
@@ -162,7 +209,13 @@ fn resolve_link(reports: &[Arc<LayerReport>], layer: usize, target: &str) -> Opt
     None
 }
 
-fn layer_finding(image: &ImageInfo, indexes: &[LayerIndex], reports: &[Arc<LayerReport>], layer: usize, found: &LayerFinding) -> Finding {
+fn layer_finding(
+    image: &ImageInfo,
+    indexes: &[LayerIndex],
+    reports: &[Arc<LayerReport>],
+    layer: usize,
+    found: &LayerFinding,
+) -> Finding {
     let hidden = hidden_by(indexes, reports, layer, found.entry_index, &found.fs_path);
     let described = &image.layers[layer];
     Finding {
@@ -176,7 +229,11 @@ fn layer_finding(image: &ImageInfo, indexes: &[LayerIndex], reports: &[Arc<Layer
         location: Location::Layer {
             layer_index: layer,
             layer_digest: described.digest.clone(),
-            diff_id: described.info.diff_id.clone().or_else(|| reports[layer].actual_diff_id.clone()),
+            diff_id: described
+                .info
+                .diff_id
+                .clone()
+                .or_else(|| reports[layer].actual_diff_id.clone()),
             path: found.path.clone(),
             line: found.line,
             present_in_final_fs: hidden.is_none(),

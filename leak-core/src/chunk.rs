@@ -38,7 +38,12 @@ pub(crate) struct ChunkScanner<'d> {
 impl<'d> ChunkScanner<'d> {
     /// Creates a scanner. `overlap` is raised to the detector's longest
     /// match and `chunk_size` to twice the overlap.
-    pub(crate) fn new(detector: &'d Detector, chunk_size: usize, overlap: usize, encoding: Encoding) -> Self {
+    pub(crate) fn new(
+        detector: &'d Detector,
+        chunk_size: usize,
+        overlap: usize,
+        encoding: Encoding,
+    ) -> Self {
         let overlap = overlap.max(detector.max_match_len()).max(1);
         let chunk_size = chunk_size.max(2 * overlap).max(64);
         ChunkScanner {
@@ -92,7 +97,12 @@ impl<'d> ChunkScanner<'d> {
     }
 
     /// Appends `data`, scanning each full chunk.
-    pub(crate) fn feed(&mut self, mut data: &[u8], path: Option<&str>, emit: &mut dyn FnMut(StreamMatch)) {
+    pub(crate) fn feed(
+        &mut self,
+        mut data: &[u8],
+        path: Option<&str>,
+        emit: &mut dyn FnMut(StreamMatch),
+    ) {
         self.ensure_buffer();
         while !data.is_empty() {
             if self.filled == self.buffer.len() {
@@ -127,16 +137,25 @@ impl<'d> ChunkScanner<'d> {
         self.base += accept_end as u64;
     }
 
-    fn scan_range(&mut self, end: usize, accept_end: usize, path: Option<&str>, emit: &mut dyn FnMut(StreamMatch)) {
+    fn scan_range(
+        &mut self,
+        end: usize,
+        accept_end: usize,
+        path: Option<&str>,
+        emit: &mut dyn FnMut(StreamMatch),
+    ) {
         let haystack = &self.buffer[..end];
         self.scratch.clear();
-        self.detector.scan(haystack, 0..accept_end, path, &mut self.scratch);
+        self.detector
+            .scan(haystack, 0..accept_end, path, &mut self.scratch);
         for mut found in self.scratch.drain(..) {
             let line = self.lines_before + count_newlines(&haystack[..found.secret_start]) + 1;
             let start = self.base + found.span.start as u64;
             let end = self.base + found.span.end as u64;
-            found.secret_start = usize::try_from(self.base + found.secret_start as u64).unwrap_or(usize::MAX);
-            found.span = usize::try_from(start).unwrap_or(usize::MAX)..usize::try_from(end).unwrap_or(usize::MAX);
+            found.secret_start =
+                usize::try_from(self.base + found.secret_start as u64).unwrap_or(usize::MAX);
+            found.span = usize::try_from(start).unwrap_or(usize::MAX)
+                ..usize::try_from(end).unwrap_or(usize::MAX);
             if found.encoding == crate::detect::Encoding::Raw {
                 found.encoding = self.encoding;
             }
@@ -155,7 +174,12 @@ mod tests {
     use crate::detect::KnownValues;
     use crate::rules::RuleSet;
 
-    fn scan_all(detector: &Detector, data: &[u8], chunk: usize, read_size: usize) -> Vec<StreamMatch> {
+    fn scan_all(
+        detector: &Detector,
+        data: &[u8],
+        chunk: usize,
+        read_size: usize,
+    ) -> Vec<StreamMatch> {
         let mut scanner = ChunkScanner::new(detector, chunk, 0, Encoding::Raw);
         let mut out = Vec::new();
         let mut reader = ShortReader { data, read_size };
@@ -197,7 +221,10 @@ mod tests {
             data.splice(offset..offset, value.bytes());
             for read_size in [1, 7, 4096] {
                 let found = scan_all(&detector, &data, 1, read_size);
-                let raw: Vec<_> = found.iter().filter(|m| m.found.encoding == Encoding::Raw).collect();
+                let raw: Vec<_> = found
+                    .iter()
+                    .filter(|m| m.found.encoding == Encoding::Raw)
+                    .collect();
                 assert_eq!(raw.len(), 1, "offset {offset} read size {read_size}");
                 assert_eq!(raw[0].found.span.start, offset);
                 let expected_line = if offset > 100 { 2 } else { 1 };

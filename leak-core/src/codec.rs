@@ -55,14 +55,23 @@ pub fn looks_like_tar(head: &[u8]) -> bool {
     let computed: u32 = block
         .iter()
         .enumerate()
-        .map(|(i, &b)| if (148..156).contains(&i) { 32 } else { u32::from(b) })
+        .map(|(i, &b)| {
+            if (148..156).contains(&i) {
+                32
+            } else {
+                u32::from(b)
+            }
+        })
         .sum();
     stored == Some(computed)
 }
 
+/// A reader that yields the sniffed head again, then the rest.
+pub(crate) type Peeked<R> = io::Chain<io::Cursor<Vec<u8>>, R>;
+
 /// Reads up to 512 bytes of `reader` to sniff its codec, and returns the
 /// codec with a reader that yields the whole stream again.
-pub(crate) fn peek_codec<R: Read>(mut reader: R) -> io::Result<(Codec, io::Chain<io::Cursor<Vec<u8>>, R>)> {
+pub(crate) fn peek_codec<R: Read>(mut reader: R) -> io::Result<(Codec, Peeked<R>)> {
     let mut head = vec![0u8; 512];
     let mut filled = 0;
     while filled < head.len() {
@@ -132,7 +141,9 @@ impl<R: BufRead> Read for MultiGzDecoder<R> {
                     if head.is_empty() {
                         return Ok(0);
                     }
-                    if head.starts_with(&GZIP_MAGIC) || (head.len() == 1 && head[0] == GZIP_MAGIC[0]) {
+                    if head.starts_with(&GZIP_MAGIC)
+                        || (head.len() == 1 && head[0] == GZIP_MAGIC[0])
+                    {
                         self.state = GzState::Member(Box::new(GzDecoder::new(reader)));
                         continue;
                     }
@@ -178,7 +189,10 @@ mod tests {
         let mut out = Vec::new();
         decoder.read_to_end(&mut out).unwrap();
         assert_eq!(out, b"payload");
-        assert_eq!(decoder.warnings, vec![CodecWarning::TrailingBytes { count: 100 }]);
+        assert_eq!(
+            decoder.warnings,
+            vec![CodecWarning::TrailingBytes { count: 100 }]
+        );
     }
 
     #[test]

@@ -10,7 +10,12 @@ use crate::image::{ImageInfo, platform_string};
 use crate::options::ScanOptions;
 use crate::report::{Finding, Gap, GapKind, Location, Severity};
 
-pub(crate) fn scan_config(detector: &Detector, options: &ScanOptions, image: &mut ImageInfo, bytes: &[u8]) -> (Vec<Finding>, Vec<Gap>) {
+pub(crate) fn scan_config(
+    detector: &Detector,
+    options: &ScanOptions,
+    image: &mut ImageInfo,
+    bytes: &[u8],
+) -> (Vec<Finding>, Vec<Gap>) {
     let files = FileScanner::new(detector, options);
     let mut findings = Vec::new();
     let mut gaps = Vec::new();
@@ -49,10 +54,18 @@ pub(crate) fn scan_config(detector: &Detector, options: &ScanOptions, image: &mu
                 Gap::new(
                     GapKind::ConfigUnreadable,
                     Severity::Error,
-                    format!("{}: config {} is not a valid image config: {error}", image.reference, image.config_blob),
+                    format!(
+                        "{}: config {} is not a valid image config: {error}",
+                        image.reference, image.config_blob
+                    ),
                 )
                 .with_image(image.reference.clone())
-                .with_digest(image.config_digest.clone().unwrap_or_else(|| image.config_blob.clone())),
+                .with_digest(
+                    image
+                        .config_digest
+                        .clone()
+                        .unwrap_or_else(|| image.config_blob.clone()),
+                ),
             );
             return (dedupe(findings), gaps);
         }
@@ -61,12 +74,20 @@ pub(crate) fn scan_config(detector: &Detector, options: &ScanOptions, image: &mu
     if let Some(settings) = config.config() {
         for entry in settings.env().iter().flatten() {
             let key = entry.split_once('=').map(|(key, _)| key).unwrap_or(entry);
-            scan(entry, Location::Env { key: key.to_owned() });
+            scan(
+                entry,
+                Location::Env {
+                    key: key.to_owned(),
+                },
+            );
         }
         let mut labels: Vec<_> = settings.labels().iter().flatten().collect();
         labels.sort();
         for (key, value) in labels {
-            scan(&format!("{key}={value}"), Location::Label { key: key.clone() });
+            scan(
+                &format!("{key}={value}"),
+                Location::Label { key: key.clone() },
+            );
         }
         if let Some(cmd) = settings.cmd() {
             scan(&cmd.join(" "), Location::Cmd);
@@ -84,7 +105,13 @@ pub(crate) fn scan_config(detector: &Detector, options: &ScanOptions, image: &mu
             layer_index += 1;
         }
         if let Some(created_by) = step.created_by() {
-            scan(created_by, Location::History { index, layer_index: created });
+            scan(
+                created_by,
+                Location::History {
+                    index,
+                    layer_index: created,
+                },
+            );
         }
     }
 
@@ -127,9 +154,9 @@ pub(crate) fn scan_config(detector: &Detector, options: &ScanOptions, image: &mu
 fn dedupe(findings: Vec<Finding>) -> Vec<Finding> {
     let mut kept: Vec<Finding> = Vec::with_capacity(findings.len());
     for finding in findings {
-        let duplicate = kept
-            .iter()
-            .any(|other| other.fingerprint == finding.fingerprint && other.location == finding.location);
+        let duplicate = kept.iter().any(|other| {
+            other.fingerprint == finding.fingerprint && other.location == finding.location
+        });
         if !duplicate {
             kept.push(finding);
         }

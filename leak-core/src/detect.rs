@@ -233,7 +233,13 @@ impl Detector {
     /// Bytes outside `accept` are context: rule regexes may read them, but a
     /// match that starts there belongs to a neighbouring chunk. `path` is the
     /// file path for path allowlists. Matches are appended to `out`.
-    pub fn scan(&self, haystack: &[u8], accept: Range<usize>, path: Option<&str>, out: &mut Vec<Match>) {
+    pub fn scan(
+        &self,
+        haystack: &[u8],
+        accept: Range<usize>,
+        path: Option<&str>,
+        out: &mut Vec<Match>,
+    ) {
         self.scan_rules(haystack, &accept, path, Encoding::Raw, out);
         self.scan_known(haystack, &accept, out);
         self.scan_base64(haystack, &accept, path, out);
@@ -278,7 +284,15 @@ impl Detector {
             }
         }
         for (rule_index, start, end) in merged {
-            self.run_rule(rule_index, haystack, start..end, accept, path, encoding, out);
+            self.run_rule(
+                rule_index,
+                haystack,
+                start..end,
+                accept,
+                path,
+                encoding,
+                out,
+            );
         }
     }
 
@@ -298,7 +312,10 @@ impl Detector {
         let mut locations: CaptureLocations = rule.regex.capture_locations();
         let mut position = window.start;
         while position <= limited.len() {
-            let Some(found) = rule.regex.captures_read_at(&mut locations, limited, position) else {
+            let Some(found) = rule
+                .regex
+                .captures_read_at(&mut locations, limited, position)
+            else {
                 break;
             };
             position = if found.end() > found.start() {
@@ -316,7 +333,9 @@ impl Detector {
                 continue;
             };
             let matched = &limited[secret_start..secret_end];
-            if !rule.accepts(matched, path) {
+            if !rule.accepts(matched, path)
+                || !rule.accepts_match(&limited[found.start()..found.end()])
+            {
                 continue;
             }
             out.push(Match {
@@ -352,7 +371,13 @@ impl Detector {
     /// Decodes base64 runs that contain an encoded trigger string and scans
     /// the decoded bytes with every rule. Matches are reported at the run's
     /// span with [`Encoding::Base64`].
-    fn scan_base64(&self, haystack: &[u8], accept: &Range<usize>, path: Option<&str>, out: &mut Vec<Match>) {
+    fn scan_base64(
+        &self,
+        haystack: &[u8],
+        accept: &Range<usize>,
+        path: Option<&str>,
+        out: &mut Vec<Match>,
+    ) {
         let Some(automaton) = &self.base64_triggers else {
             return;
         };
@@ -370,7 +395,13 @@ impl Detector {
                 continue;
             };
             let mut inner = Vec::new();
-            self.scan_rules(&decoded, &(0..decoded.len()), path, Encoding::Base64, &mut inner);
+            self.scan_rules(
+                &decoded,
+                &(0..decoded.len()),
+                path,
+                Encoding::Base64,
+                &mut inner,
+            );
             for found in inner {
                 out.push(Match {
                     span: run.clone(),
@@ -510,7 +541,8 @@ mod tests {
     #[test]
     fn known_value_raw_and_base64() {
         let detector = detector_with(&["my-leaked-token-value"]);
-        let encoded = base64::engine::general_purpose::STANDARD.encode("xx my-leaked-token-value yy");
+        let encoded =
+            base64::engine::general_purpose::STANDARD.encode("xx my-leaked-token-value yy");
         let text = format!("a my-leaked-token-value b {encoded}");
         let mut out = Vec::new();
         detector.scan(text.as_bytes(), 0..text.len(), None, &mut out);

@@ -53,7 +53,12 @@ impl<'a> FileScanner<'a> {
         let mut copy: Option<Vec<u8>> = archive.map(|_| Vec::new());
         let mut copy_overflowed = false;
 
-        let mut raw = ChunkScanner::new(self.detector, self.options.chunk_size, self.options.overlap, Encoding::Raw);
+        let mut raw = ChunkScanner::new(
+            self.detector,
+            self.options.chunk_size,
+            self.options.overlap,
+            Encoding::Raw,
+        );
         let mut head: Vec<u8> = Vec::new();
         let mut decided = false;
         let mut view: Option<Utf16View<'_>> = None;
@@ -85,7 +90,9 @@ impl<'a> FileScanner<'a> {
                     }
                 }
             };
-            match raw.read_from(reader, Some(path), &mut observe, &mut |found| raw_matches.push(found)) {
+            match raw.read_from(reader, Some(path), &mut observe, &mut |found| {
+                raw_matches.push(found)
+            }) {
                 Ok(0) => break,
                 Ok(n) => result.bytes_read += n as u64,
                 Err(error) => {
@@ -103,11 +110,16 @@ impl<'a> FileScanner<'a> {
         raw.finish(Some(path), &mut |found| raw_matches.push(found));
         result.bytes_scanned += result.bytes_read;
         if let Some(mut view) = view {
-            view.scanner.finish(Some(path), &mut |found| view_matches.push(found));
+            view.scanner
+                .finish(Some(path), &mut |found| view_matches.push(found));
         }
 
-        for found in self.reduce(raw_matches).into_iter().chain(self.reduce(view_matches)) {
-            result.findings.push(self.to_finding(found, path));
+        for found in self
+            .reduce(raw_matches)
+            .into_iter()
+            .chain(self.reduce(view_matches))
+        {
+            result.findings.push(self.layer_finding(found, path));
         }
 
         if let Some(kind) = archive {
@@ -120,7 +132,12 @@ impl<'a> FileScanner<'a> {
         let encoding = utf16::detect(head)?;
         Some(Utf16View {
             transcoder: utf16::Transcoder::new(encoding),
-            scanner: ChunkScanner::new(self.detector, self.options.chunk_size, self.options.overlap, encoding),
+            scanner: ChunkScanner::new(
+                self.detector,
+                self.options.chunk_size,
+                self.options.overlap,
+                encoding,
+            ),
             text: Vec::new(),
         })
     }
@@ -198,9 +215,15 @@ impl<'a> FileScanner<'a> {
             .collect();
         kept.sort_by(|a, b| {
             let key = |m: &StreamMatch| (m.line, m.found.rule.unwrap_or(usize::MAX));
-            a.found.secret.expose().cmp(b.found.secret.expose()).then(key(a).cmp(&key(b)))
+            a.found
+                .secret
+                .expose()
+                .cmp(b.found.secret.expose())
+                .then(key(a).cmp(&key(b)))
         });
-        kept.dedup_by(|later, earlier| later.found.secret == earlier.found.secret && later.line == earlier.line);
+        kept.dedup_by(|later, earlier| {
+            later.found.secret == earlier.found.secret && later.line == earlier.line
+        });
         kept.sort_by_key(|m| (m.line, m.found.span.start));
         kept
     }
@@ -210,10 +233,14 @@ impl<'a> FileScanner<'a> {
             return false;
         };
         let loser_id = &self.detector.rule(loser).id;
-        self.detector.rule(winner).overrides.iter().any(|id| id == loser_id)
+        self.detector
+            .rule(winner)
+            .overrides
+            .iter()
+            .any(|id| id == loser_id)
     }
 
-    pub(crate) fn to_finding(&self, found: StreamMatch, path: &str) -> LayerFinding {
+    pub(crate) fn layer_finding(&self, found: StreamMatch, path: &str) -> LayerFinding {
         let (rule, kind) = match found.found.rule {
             Some(index) => {
                 let rule = self.detector.rule(index);
@@ -242,7 +269,8 @@ impl Utf16View<'_> {
         self.text.clear();
         self.transcoder.push(bytes, &mut self.text);
         let text = std::mem::take(&mut self.text);
-        self.scanner.feed(&text, Some(path), &mut |found| out.push(found));
+        self.scanner
+            .feed(&text, Some(path), &mut |found| out.push(found));
         self.text = text;
     }
 }

@@ -7,8 +7,8 @@ pub mod layer;
 pub mod options;
 pub mod report;
 pub mod rules;
-pub mod scanner;
 pub mod sarif;
+pub mod scanner;
 pub mod secret;
 
 mod assemble;
@@ -23,7 +23,9 @@ pub use detect::{Detector, KnownValues};
 pub use image::{ImageInfo, ImageLayer, PlatformFilter};
 pub use layer::{LayerInfo, LayerReport};
 pub use options::ScanOptions;
-pub use report::{Coverage, Finding, Gap, GapKind, ImageCoverage, Location, Removal, Report, Severity};
+pub use report::{
+    Coverage, Finding, Gap, GapKind, ImageCoverage, Location, Removal, Report, Severity,
+};
 pub use rules::{Rule, RuleSet};
 pub use scanner::{ImageReport, ScanError, Scanner, ScannerBuilder, merge_reports};
 pub use secret::{Fingerprint, Secret, redact};

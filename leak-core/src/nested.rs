@@ -23,7 +23,11 @@ pub(crate) enum ArchiveKind {
 /// Returns the archive kind for a path by its extension, compared
 /// case-insensitively.
 pub(crate) fn archive_kind(path: &str) -> Option<ArchiveKind> {
-    let name = path.rsplit("!/").next().unwrap_or(path).to_ascii_lowercase();
+    let name = path
+        .rsplit("!/")
+        .next()
+        .unwrap_or(path)
+        .to_ascii_lowercase();
     let tar_suffixes = [".tar", ".tar.gz", ".tgz", ".tar.zst", ".tzst"];
     let zip_suffixes = [".zip", ".jar", ".war", ".ear", ".whl"];
     if tar_suffixes.iter().any(|suffix| name.ends_with(suffix)) {
@@ -61,13 +65,23 @@ fn member_path(outer: &str, member: &str) -> String {
     format!("{outer}!/{member}")
 }
 
-fn scan_tar(files: &FileScanner<'_>, bytes: &[u8], outer: &str, depth: usize, budget: &mut u64, result: &mut FileScan) {
+fn scan_tar(
+    files: &FileScanner<'_>,
+    bytes: &[u8],
+    outer: &str,
+    depth: usize,
+    budget: &mut u64,
+    result: &mut FileScan,
+) {
     let reader: Box<dyn Read + '_> = match sniff(bytes) {
         Codec::Gzip => Box::new(MultiGzDecoder::new(bytes)),
         Codec::Zstd => match zstd::stream::read::Decoder::new(bytes) {
             Ok(decoder) => Box::new(decoder),
             Err(error) => {
-                result.gaps.push(unreadable(outer, format!("nested archive {outer:?}: zstd: {error}")));
+                result.gaps.push(unreadable(
+                    outer,
+                    format!("nested archive {outer:?}: zstd: {error}"),
+                ));
                 return;
             }
         },
@@ -85,7 +99,10 @@ fn scan_tar(files: &FileScanner<'_>, bytes: &[u8], outer: &str, depth: usize, bu
     let entries = match archive.entries() {
         Ok(entries) => entries,
         Err(error) => {
-            result.gaps.push(unreadable(outer, format!("nested archive {outer:?}: {error}")));
+            result.gaps.push(unreadable(
+                outer,
+                format!("nested archive {outer:?}: {error}"),
+            ));
             return;
         }
     };
@@ -125,11 +142,21 @@ fn scan_tar(files: &FileScanner<'_>, bytes: &[u8], outer: &str, depth: usize, bu
     }
 }
 
-fn scan_zip(files: &FileScanner<'_>, bytes: &[u8], outer: &str, depth: usize, budget: &mut u64, result: &mut FileScan) {
+fn scan_zip(
+    files: &FileScanner<'_>,
+    bytes: &[u8],
+    outer: &str,
+    depth: usize,
+    budget: &mut u64,
+    result: &mut FileScan,
+) {
     let mut archive = match zip::ZipArchive::new(Cursor::new(bytes)) {
         Ok(archive) => archive,
         Err(error) => {
-            result.gaps.push(unreadable(outer, format!("nested archive {outer:?} is not a readable zip: {error}")));
+            result.gaps.push(unreadable(
+                outer,
+                format!("nested archive {outer:?} is not a readable zip: {error}"),
+            ));
             return;
         }
     };
@@ -137,7 +164,10 @@ fn scan_zip(files: &FileScanner<'_>, bytes: &[u8], outer: &str, depth: usize, bu
         let mut member = match archive.by_index(index) {
             Ok(member) => member,
             Err(error) => {
-                result.gaps.push(unreadable(outer, format!("nested archive {outer:?}: member {index}: {error}")));
+                result.gaps.push(unreadable(
+                    outer,
+                    format!("nested archive {outer:?}: member {index}: {error}"),
+                ));
                 continue;
             }
         };
@@ -172,6 +202,9 @@ fn merge(result: &mut FileScan, scan: FileScan, path: &str) {
     result.gaps.extend(scan.gaps);
     result.bytes_scanned += scan.bytes_scanned;
     if let Some(error) = scan.read_error {
-        result.gaps.push(unreadable(path, format!("member {path:?} could not be read to its end: {error}")));
+        result.gaps.push(unreadable(
+            path,
+            format!("member {path:?} could not be read to its end: {error}"),
+        ));
     }
 }

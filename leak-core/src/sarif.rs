@@ -70,7 +70,9 @@ pub fn to_sarif(report: &Report) -> Value {
 /// Describes a non-layer location in words.
 pub fn describe(location: &Location) -> String {
     match location {
-        Location::Layer { layer_index, path, .. } => format!("layer {layer_index} file {path}"),
+        Location::Layer {
+            layer_index, path, ..
+        } => format!("layer {layer_index} file {path}"),
         Location::Env { key } => format!("Env {key}"),
         Location::Label { key } => format!("label {key}"),
         Location::History { index, .. } => format!("history {index}"),

@@ -13,7 +13,7 @@ use crate::image::{self, ImageInfo, PlatformFilter, Store};
 use crate::layer::{LayerInfo, LayerReport, LayerScanner};
 use crate::options::ScanOptions;
 use crate::report::{Coverage, Finding, Gap, GapKind, ImageCoverage, Report, Severity};
-use crate::rules::{RuleError, RuleSet, load_gitleaks_toml};
+use crate::rules::{BUILTIN_RULES, RuleError, RuleSet, load_gitleaks_toml};
 
 /// Error that stops a whole scan. Problems inside an image (a bad layer, a
 /// corrupt entry) are not errors: they are gaps in the report.
@@ -122,7 +122,16 @@ impl ScannerBuilder {
                 path: path.display().to_string(),
                 message: format!("cannot read: {error}"),
             })?;
-            rules.extend(load_gitleaks_toml(&path.display().to_string(), &text)?)?;
+            let loaded = load_gitleaks_toml(&path.display().to_string(), &text)?;
+            // A file with `[extend] useDefault = true` returns the built-in
+            // rules too; keep one copy of each.
+            for rule in loaded.rules().iter().cloned() {
+                let builtin_copy = rules.rules().iter().any(|existing| existing.id == rule.id)
+                    && BUILTIN_RULES.iter().any(|builtin| builtin.id == rule.id);
+                if !builtin_copy {
+                    rules.push(rule)?;
+                }
+            }
         }
         for set in self.rules {
             rules.extend(set)?;
@@ -188,7 +197,9 @@ impl Scanner {
 
     /// Checks whether an image of `platform` passes the platform filter.
     pub fn selects_platform(&self, platform: Option<&str>) -> bool {
-        self.platform.as_ref().is_none_or(|filter| filter.matches(platform))
+        self.platform
+            .as_ref()
+            .is_none_or(|filter| filter.matches(platform))
     }
 
     /// Scans one layer blob. See [`LayerScanner::scan`].
@@ -205,7 +216,13 @@ impl Scanner {
 
     /// Assembles an image's findings from its config findings and its
     /// layers' reports, one per layer in order.
-    pub fn assemble_image(&self, image: &ImageInfo, config_findings: Vec<Finding>, mut gaps: Vec<Gap>, layers: &[Arc<LayerReport>]) -> ImageReport {
+    pub fn assemble_image(
+        &self,
+        image: &ImageInfo,
+        config_findings: Vec<Finding>,
+        mut gaps: Vec<Gap>,
+        layers: &[Arc<LayerReport>],
+    ) -> ImageReport {
         let mut coverage = ImageCoverage {
             image: image.reference.clone(),
             source: image.source.clone(),
@@ -215,10 +232,12 @@ impl Scanner {
             config_scanned: !gaps.iter().any(|gap| gap.kind == GapKind::ConfigUnreadable),
             ..ImageCoverage::default()
         };
-        let (mut findings, layer_gaps) = crate::assemble::assemble_layers(image, layers, &mut coverage);
+        let (mut findings, layer_gaps) =
+            crate::assemble::assemble_layers(image, layers, &mut coverage);
         gaps.extend(layer_gaps);
         findings.splice(0..0, config_findings);
-        coverage.partial = gaps.iter().any(|gap| gap.severity == Severity::Error) || coverage.layers_scanned < coverage.layers_total;
+        coverage.partial = gaps.iter().any(|gap| gap.severity == Severity::Error)
+            || coverage.layers_scanned < coverage.layers_total;
         ImageReport {
             findings,
             coverage,
@@ -250,12 +269,17 @@ impl Scanner {
                 Ok(bytes) => self.check_config_digest(&mut image, &bytes),
                 Err(error) => (
                     Vec::new(),
-                    vec![Gap::new(
-                        GapKind::ConfigUnreadable,
-                        Severity::Error,
-                        format!("{}: cannot read config {}: {error}", image.reference, image.config_blob),
-                    )
-                    .with_image(image.reference.clone())],
+                    vec![
+                        Gap::new(
+                            GapKind::ConfigUnreadable,
+                            Severity::Error,
+                            format!(
+                                "{}: cannot read config {}: {error}",
+                                image.reference, image.config_blob
+                            ),
+                        )
+                        .with_image(image.reference.clone()),
+                    ],
                 ),
             };
             if !self.selects_platform(image.platform.as_deref()) {
@@ -281,7 +305,12 @@ impl Scanner {
             let reports: Vec<Arc<LayerReport>> = image
                 .layers
                 .iter()
-                .map(|layer| layers.get(&layer_key(&layer.blob, &layer.info)).cloned().unwrap_or_default())
+                .map(|layer| {
+                    layers
+                        .get(&layer_key(&layer.blob, &layer.info))
+                        .cloned()
+                        .unwrap_or_default()
+                })
                 .collect();
             let image_report = self.assemble_image(&image, findings, gaps, &reports);
             report.findings.extend(image_report.findings);
@@ -289,7 +318,11 @@ impl Scanner {
             report.coverage.gaps.extend(image_report.gaps);
         }
         report.coverage.complete = report.coverage.images.iter().all(|image| !image.partial)
-            && !report.coverage.gaps.iter().any(|gap| gap.severity == Severity::Error);
+            && !report
+                .coverage
+                .gaps
+                .iter()
+                .any(|gap| gap.severity == Severity::Error);
         Ok(report)
     }
 
@@ -302,7 +335,10 @@ impl Scanner {
                     Gap::new(
                         GapKind::DigestMismatch,
                         Severity::Error,
-                        format!("{}: config digest mismatch: expected {expected}, actual {actual}", image.reference),
+                        format!(
+                            "{}: config digest mismatch: expected {expected}, actual {actual}",
+                            image.reference
+                        ),
                     )
                     .with_image(image.reference.clone())
                     .with_digest(expected.clone()),
@@ -314,7 +350,11 @@ impl Scanner {
 
     /// Scans each distinct layer blob once, in parallel where the store
     /// allows it.
-    fn scan_unique_layers(&self, store: &Store, images: &[(ImageInfo, Vec<Finding>, Vec<Gap>)]) -> HashMap<String, Arc<LayerReport>> {
+    fn scan_unique_layers(
+        &self,
+        store: &Store,
+        images: &[(ImageInfo, Vec<Finding>, Vec<Gap>)],
+    ) -> HashMap<String, Arc<LayerReport>> {
         let mut unique: Vec<(String, String, LayerInfo)> = Vec::new();
         for (image, _, _) in images {
             for layer in &image.layers {
@@ -328,7 +368,9 @@ impl Scanner {
         if store.random_access() {
             let next = AtomicUsize::new(0);
             let workers = match self.options.parallel_layers {
-                0 => std::thread::available_parallelism().map(|n| n.get()).unwrap_or(2),
+                0 => std::thread::available_parallelism()
+                    .map(|n| n.get())
+                    .unwrap_or(2),
                 n => n,
             }
             .min(unique.len().max(1));
@@ -344,7 +386,10 @@ impl Scanner {
                                 Ok(mut reader) => self.scan_layer(&mut reader, info),
                                 Err(error) => unreadable_layer(info, &error.to_string()),
                             };
-                            results.lock().unwrap_or_else(|e| e.into_inner()).insert(key.clone(), Arc::new(report));
+                            results
+                                .lock()
+                                .unwrap_or_else(|e| e.into_inner())
+                                .insert(key.clone(), Arc::new(report));
                         }
                     });
                 }
@@ -364,11 +409,25 @@ impl Scanner {
                 .map(|(_, blob, _)| crate::layer::display_path(blob))
                 .collect();
             let outcome = store.stream_members(&wanted, &mut |name, reader| {
+                // Blob names may be links to the member streamed as `name`.
+                let mut scanned: Option<(Arc<LayerReport>, &LayerInfo)> = None;
                 for (key, blob, info) in &unique {
-                    if crate::layer::display_path(blob) == name && !results.contains_key(key) {
-                        results.insert(key.clone(), Arc::new(self.scan_layer(reader, info)));
-                        break;
+                    if store.resolve(blob) != name || results.contains_key(key) {
+                        continue;
                     }
+                    let report = match &scanned {
+                        None => Arc::new(self.scan_layer(reader, info)),
+                        Some((report, first))
+                            if first.digest == info.digest && first.diff_id == info.diff_id =>
+                        {
+                            report.clone()
+                        }
+                        // The stream was read once; another expectation
+                        // for the same bytes cannot be checked here.
+                        Some(_) => continue,
+                    };
+                    scanned.get_or_insert((report.clone(), info));
+                    results.insert(key.clone(), report);
                 }
             });
             for (key, _, info) in &unique {
@@ -386,7 +445,11 @@ impl Scanner {
 }
 
 fn layer_key(blob: &str, info: &LayerInfo) -> String {
-    format!("{blob}\n{}\n{}", info.digest.as_deref().unwrap_or(""), info.diff_id.as_deref().unwrap_or(""))
+    format!(
+        "{blob}\n{}\n{}",
+        info.digest.as_deref().unwrap_or(""),
+        info.diff_id.as_deref().unwrap_or("")
+    )
 }
 
 fn unreadable_layer(info: &LayerInfo, reason: &str) -> LayerReport {
@@ -394,8 +457,12 @@ fn unreadable_layer(info: &LayerInfo, reason: &str) -> LayerReport {
         name: info.name.clone(),
         digest: info.digest.clone(),
         gaps: vec![
-            Gap::new(GapKind::LayerUnreadable, Severity::Error, format!("cannot open layer {}: {reason}", info.name))
-                .with_digest(info.digest.clone().unwrap_or_else(|| info.name.clone())),
+            Gap::new(
+                GapKind::LayerUnreadable,
+                Severity::Error,
+                format!("cannot open layer {}: {reason}", info.name),
+            )
+            .with_digest(info.digest.clone().unwrap_or_else(|| info.name.clone())),
         ],
         ..LayerReport::default()
     }

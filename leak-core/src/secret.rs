@@ -123,13 +123,7 @@ pub fn redact(bytes: &[u8]) -> String {
     };
     let prefix: String = bytes[..shown]
         .iter()
-        .map(|&b| {
-            if b.is_ascii_graphic() {
-                b as char
-            } else {
-                '?'
-            }
-        })
+        .map(|&b| if b.is_ascii_graphic() { b as char } else { '?' })
         .collect();
     format!("{prefix}…({} chars)", bytes.len())
 }

@@ -19,7 +19,8 @@ pub(crate) fn detect(head: &[u8]) -> Option<Encoding> {
     if pairs < 8 {
         return None;
     }
-    let text_like = |byte: u8| byte.is_ascii_graphic() || matches!(byte, b' ' | b'\n' | b'\r' | b'\t');
+    let text_like =
+        |byte: u8| byte.is_ascii_graphic() || matches!(byte, b' ' | b'\n' | b'\r' | b'\t');
     let le = head
         .chunks_exact(2)
         .filter(|pair| pair[1] == 0 && text_like(pair[0]))
@@ -91,7 +92,8 @@ impl Transcoder {
         }
         let decoded = match (self.pending_high.take(), unit) {
             (Some(high), 0xdc00..=0xdfff) => {
-                let code = 0x10000 + ((u32::from(high) - 0xd800) << 10) + (u32::from(unit) - 0xdc00);
+                let code =
+                    0x10000 + ((u32::from(high) - 0xd800) << 10) + (u32::from(unit) - 0xdc00);
                 char::from_u32(code).unwrap_or(char::REPLACEMENT_CHARACTER)
             }
             (previous, 0xd800..=0xdbff) => {
@@ -127,7 +129,10 @@ mod tests {
 
     #[test]
     fn detects_le_without_bom() {
-        assert_eq!(detect(&utf16le("password = something long")), Some(Encoding::Utf16le));
+        assert_eq!(
+            detect(&utf16le("password = something long")),
+            Some(Encoding::Utf16le)
+        );
         assert_eq!(detect(b"plain ascii text that is long"), None);
     }
 

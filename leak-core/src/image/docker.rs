@@ -37,7 +37,8 @@ struct RootFs {
 /// `<hex>.json` / `<hex>.tar` / `<hex>` for members named by digest.
 fn digest_from_name(name: &str) -> Option<String> {
     if let Some(hex) = name.strip_prefix("blobs/sha256/") {
-        return crate::digest::parse_digest(&format!("sha256:{hex}")).map(|_| format!("sha256:{hex}"));
+        return crate::digest::parse_digest(&format!("sha256:{hex}"))
+            .map(|_| format!("sha256:{hex}"));
     }
     None
 }
@@ -46,8 +47,8 @@ pub(super) fn discover(store: &Store, source: &str) -> Result<Discovered, String
     let bytes = store
         .read_small("manifest.json")
         .map_err(|error| format!("{source}: cannot read manifest.json: {error}"))?;
-    let entries: Vec<ManifestEntry> =
-        serde_json::from_slice(&bytes).map_err(|error| format!("{source}: manifest.json is not valid: {error}"))?;
+    let entries: Vec<ManifestEntry> = serde_json::from_slice(&bytes)
+        .map_err(|error| format!("{source}: manifest.json is not valid: {error}"))?;
     let mut discovered = Discovered::default();
     for (position, entry) in entries.into_iter().enumerate() {
         let config_digest = digest_from_name(&entry.config).or_else(|| {
@@ -59,7 +60,10 @@ pub(super) fn discover(store: &Store, source: &str) -> Result<Discovered, String
             .ok()
             .and_then(|bytes| serde_json::from_slice(&bytes).ok())
             .unwrap_or_default();
-        let diff_ids = head.rootfs.map(|rootfs| rootfs.diff_ids).unwrap_or_default();
+        let diff_ids = head
+            .rootfs
+            .map(|rootfs| rootfs.diff_ids)
+            .unwrap_or_default();
         let reference = entry
             .repo_tags
             .as_ref()
@@ -74,7 +78,10 @@ pub(super) fn discover(store: &Store, source: &str) -> Result<Discovered, String
                 let diff_id = diff_ids.get(index).cloned();
                 let blob_digest = digest_from_name(blob);
                 ImageLayer {
-                    digest: diff_id.clone().or(blob_digest.clone()).unwrap_or_else(|| blob.clone()),
+                    digest: diff_id
+                        .clone()
+                        .or(blob_digest.clone())
+                        .unwrap_or_else(|| blob.clone()),
                     info: LayerInfo {
                         digest: blob_digest,
                         diff_id,

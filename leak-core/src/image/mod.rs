@@ -97,7 +97,11 @@ impl PlatformFilter {
 }
 
 /// Formats a platform as `os/architecture[/variant]`.
-pub(crate) fn platform_string(os: &str, architecture: &str, variant: Option<&str>) -> Option<String> {
+pub(crate) fn platform_string(
+    os: &str,
+    architecture: &str,
+    variant: Option<&str>,
+) -> Option<String> {
     if os.is_empty() && architecture.is_empty() {
         return None;
     }

@@ -29,9 +29,12 @@ pub(super) fn discover(store: &Store, source: &str) -> Result<Discovered, String
     let bytes = store
         .read_small("index.json")
         .map_err(|error| format!("{source}: cannot read index.json: {error}"))?;
-    let index: ImageIndex =
-        serde_json::from_slice(&bytes).map_err(|error| format!("{source}: index.json is not a valid OCI index: {error}"))?;
-    let layout_name = std::path::Path::new(source)
+    let index: ImageIndex = serde_json::from_slice(&bytes)
+        .map_err(|error| format!("{source}: index.json is not a valid OCI index: {error}"))?;
+    // `.` and `..` have no file name: name the layout after its real path.
+    let resolved =
+        std::fs::canonicalize(source).unwrap_or_else(|_| std::path::PathBuf::from(source));
+    let layout_name = resolved
         .file_name()
         .map(|name| name.to_string_lossy().into_owned())
         .unwrap_or_else(|| source.to_owned());
@@ -69,7 +72,9 @@ fn annotation_list(
 
 impl Walk<'_> {
     fn gap(&mut self, kind: GapKind, severity: Severity, digest: &str, detail: String) {
-        self.discovered.gaps.push(Gap::new(kind, severity, detail).with_digest(digest));
+        self.discovered
+            .gaps
+            .push(Gap::new(kind, severity, detail).with_digest(digest));
     }
 
     fn reference_for(&self, descriptor: &Descriptor, parent: Option<&str>) -> String {
@@ -95,12 +100,18 @@ impl Walk<'_> {
         let digest = descriptor.digest().to_string();
         let reference = self.reference_for(descriptor, parent);
         let annotations = descriptor.annotations().as_ref();
-        if annotations.and_then(|a| a.get(REFERENCE_TYPE)).map(String::as_str) == Some("attestation-manifest") {
+        if annotations
+            .and_then(|a| a.get(REFERENCE_TYPE))
+            .map(String::as_str)
+            == Some("attestation-manifest")
+        {
             self.gap(
                 GapKind::AttestationSkipped,
                 Severity::Info,
                 &digest,
-                format!("{reference}: attestation manifest {digest} is not an image and was skipped"),
+                format!(
+                    "{reference}: attestation manifest {digest} is not an image and was skipped"
+                ),
             );
             return;
         }
@@ -141,7 +152,9 @@ impl Walk<'_> {
                 GapKind::DigestMismatch,
                 Severity::Error,
                 &digest,
-                format!("{reference}: manifest digest mismatch: expected {digest}, actual {actual}"),
+                format!(
+                    "{reference}: manifest digest mismatch: expected {digest}, actual {actual}"
+                ),
             );
         }
         let value: serde_json::Value = match serde_json::from_slice(&bytes) {
@@ -159,10 +172,13 @@ impl Walk<'_> {
         if value.get("manifests").is_some() {
             self.index(&bytes, &digest, &reference, inherited, depth);
         } else if value.get("layers").is_some() {
-            let platform = descriptor
-                .platform()
-                .as_ref()
-                .and_then(|p| platform_string(&p.os().to_string(), &p.architecture().to_string(), p.variant().as_deref()));
+            let platform = descriptor.platform().as_ref().and_then(|p| {
+                platform_string(
+                    &p.os().to_string(),
+                    &p.architecture().to_string(),
+                    p.variant().as_deref(),
+                )
+            });
             self.manifest(&bytes, &digest, reference, platform, inherited);
         } else {
             self.gap(
@@ -174,7 +190,14 @@ impl Walk<'_> {
         }
     }
 
-    fn index(&mut self, bytes: &[u8], digest: &str, reference: &str, inherited: &[(String, String, Option<String>)], depth: usize) {
+    fn index(
+        &mut self,
+        bytes: &[u8],
+        digest: &str,
+        reference: &str,
+        inherited: &[(String, String, Option<String>)],
+        depth: usize,
+    ) {
         let index: ImageIndex = match serde_json::from_slice(bytes) {
             Ok(index) => index,
             Err(error) => {
@@ -209,7 +232,9 @@ impl Walk<'_> {
                     GapKind::ManifestUnreadable,
                     Severity::Error,
                     digest,
-                    format!("{reference}: manifest {digest} is not a valid image manifest: {error}"),
+                    format!(
+                        "{reference}: manifest {digest} is not a valid image manifest: {error}"
+                    ),
                 );
                 return;
             }
@@ -239,7 +264,10 @@ impl Walk<'_> {
             });
         }
         let mut annotations = inherited.to_vec();
-        annotations.extend(annotation_list(manifest.annotations().as_ref(), Some(digest)));
+        annotations.extend(annotation_list(
+            manifest.annotations().as_ref(),
+            Some(digest),
+        ));
         self.discovered.images.push(ImageInfo {
             reference,
             source: self.source.to_owned(),

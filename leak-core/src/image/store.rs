@@ -46,7 +46,10 @@ impl Store {
             Codec::Gzip | Codec::Zstd => first_pass(path, codec),
             Codec::Unknown => Err(io::Error::new(
                 io::ErrorKind::InvalidData,
-                format!("{} is not a directory, a tar, or a gzip or zstd compressed tar", path.display()),
+                format!(
+                    "{} is not a directory, a tar, or a gzip or zstd compressed tar",
+                    path.display()
+                ),
             )),
         }
     }
@@ -55,6 +58,16 @@ impl Store {
     /// parallel).
     pub(crate) fn random_access(&self) -> bool {
         !matches!(self, Store::Stream { .. })
+    }
+
+    /// Returns the member name that `name` finally refers to: the target of
+    /// a symlink or hardlink in a compressed tar, else `name` itself.
+    pub(crate) fn resolve(&self, name: &str) -> String {
+        let name = display_path(name);
+        match self {
+            Store::Stream { aliases, .. } => aliases.get(&name).cloned().unwrap_or(name),
+            _ => name,
+        }
     }
 
     /// Checks whether a member exists.
@@ -83,11 +96,15 @@ impl Store {
         }
         let mut reader = self.open_blob(&name)?;
         let mut bytes = Vec::new();
-        (&mut reader).take(MAX_METADATA_BYTES + 1).read_to_end(&mut bytes)?;
+        (&mut reader)
+            .take(MAX_METADATA_BYTES + 1)
+            .read_to_end(&mut bytes)?;
         if bytes.len() as u64 > MAX_METADATA_BYTES {
             return Err(io::Error::new(
                 io::ErrorKind::InvalidData,
-                format!("member {name} is larger than {MAX_METADATA_BYTES} bytes, too large for metadata"),
+                format!(
+                    "member {name} is larger than {MAX_METADATA_BYTES} bytes, too large for metadata"
+                ),
             ));
         }
         Ok(bytes)
@@ -100,13 +117,19 @@ impl Store {
         match self {
             Store::Directory(root) => {
                 let path = root.join(&name);
-                Ok(Box::new(BufReader::with_capacity(256 << 10, File::open(path)?)))
+                Ok(Box::new(BufReader::with_capacity(
+                    256 << 10,
+                    File::open(path)?,
+                )))
             }
             Store::Tar { path, members } => {
                 let &(offset, size) = members.get(&name).ok_or_else(|| not_found(&name))?;
                 let mut file = File::open(path)?;
                 file.seek(SeekFrom::Start(offset))?;
-                Ok(Box::new(BufReader::with_capacity(256 << 10, file.take(size))))
+                Ok(Box::new(BufReader::with_capacity(
+                    256 << 10,
+                    file.take(size),
+                )))
             }
             Store::Stream { kept, aliases, .. } => {
                 let real = aliases.get(&name).unwrap_or(&name);
@@ -124,11 +147,20 @@ impl Store {
         wanted: &[String],
         visit: &mut dyn FnMut(&str, &mut dyn Read),
     ) -> io::Result<()> {
-        let Store::Stream { path, kept, aliases } = self else {
+        let Store::Stream {
+            path,
+            kept,
+            aliases,
+        } = self
+        else {
             return Ok(());
         };
         let resolve = |name: &String| aliases.get(name).cloned().unwrap_or_else(|| name.clone());
-        let pending: Vec<String> = wanted.iter().map(resolve).filter(|name| !kept.contains_key(name)).collect();
+        let pending: Vec<String> = wanted
+            .iter()
+            .map(resolve)
+            .filter(|name| !kept.contains_key(name))
+            .collect();
         if pending.is_empty() {
             return Ok(());
         }
@@ -145,13 +177,19 @@ impl Store {
 }
 
 fn not_found(name: &str) -> io::Error {
-    io::Error::new(io::ErrorKind::NotFound, format!("member {name} not found in the archive"))
+    io::Error::new(
+        io::ErrorKind::NotFound,
+        format!("member {name} not found in the archive"),
+    )
 }
 
 fn decompressed(path: &Path) -> io::Result<Box<dyn Read>> {
     let (codec, stream) = peek_codec(File::open(path)?)?;
     Ok(match codec {
-        Codec::Gzip => Box::new(MultiGzDecoder::new(BufReader::with_capacity(256 << 10, stream))),
+        Codec::Gzip => Box::new(MultiGzDecoder::new(BufReader::with_capacity(
+            256 << 10,
+            stream,
+        ))),
         Codec::Zstd => Box::new(zstd::stream::read::Decoder::new(stream)?),
         _ => Box::new(BufReader::new(stream)),
     })
@@ -177,7 +215,11 @@ fn index_tar(path: &Path) -> io::Result<Store> {
         let kind = entry.header().entry_type();
         if kind.is_symlink() || kind.is_hard_link() {
             if let Some(target) = entry.link_name_bytes() {
-                let target = link_target(&name, &String::from_utf8_lossy(&target), kind.is_hard_link());
+                let target = link_target(
+                    &name,
+                    &String::from_utf8_lossy(&target),
+                    kind.is_hard_link(),
+                );
                 links.push((name, target));
             }
             continue;
@@ -223,7 +265,11 @@ fn first_pass(path: &Path, _codec: Codec) -> io::Result<Store> {
         let kind = entry.header().entry_type();
         if kind.is_symlink() || kind.is_hard_link() {
             if let Some(target) = entry.link_name_bytes() {
-                let target = link_target(&name, &String::from_utf8_lossy(&target), kind.is_hard_link());
+                let target = link_target(
+                    &name,
+                    &String::from_utf8_lossy(&target),
+                    kind.is_hard_link(),
+                );
                 links.push((name, target));
             }
             continue;

@@ -22,7 +22,11 @@ struct Produced {
     error: Option<String>,
 }
 
-pub(super) fn scan_layer(scanner: &LayerScanner<'_>, raw: &mut dyn Read, info: &LayerInfo) -> LayerReport {
+pub(super) fn scan_layer(
+    scanner: &LayerScanner<'_>,
+    raw: &mut dyn Read,
+    info: &LayerInfo,
+) -> LayerReport {
     let mut report = LayerReport {
         name: info.name.clone(),
         digest: info.digest.clone(),
@@ -42,7 +46,13 @@ pub(super) fn scan_layer(scanner: &LayerScanner<'_>, raw: &mut dyn Read, info: &
             let walker = Walker::new(scanner.detector, options, info);
             walker.walk(reader, codec)
         });
-        let mut produced = produce(stream, codec, block_tx, recycle_rx, options.pipeline_block_size);
+        let mut produced = produce(
+            stream,
+            codec,
+            block_tx,
+            recycle_rx,
+            options.pipeline_block_size,
+        );
         match hashing.finish() {
             Ok((digest, length)) => {
                 produced.actual_digest = Some(digest);
@@ -58,7 +68,11 @@ pub(super) fn scan_layer(scanner: &LayerScanner<'_>, raw: &mut dyn Read, info: &
     let (codec, produced, walked) = match outcome {
         Ok(outcome) => outcome,
         Err(error) => {
-            report.gaps.push(layer_gap(info, GapKind::LayerUnreadable, format!("cannot read layer {}: {error}", info.name)));
+            report.gaps.push(layer_gap(
+                info,
+                GapKind::LayerUnreadable,
+                format!("cannot read layer {}: {error}", info.name),
+            ));
             return report;
         }
     };
@@ -83,7 +97,10 @@ pub(super) fn scan_layer(scanner: &LayerScanner<'_>, raw: &mut dyn Read, info: &
     report.compressed_bytes = produced.compressed_bytes;
     report.actual_digest = produced.actual_digest.clone();
     finish_checks(&mut report, info, codec, produced);
-    report.complete = !report.gaps.iter().any(|gap| gap.severity == Severity::Error);
+    report.complete = !report
+        .gaps
+        .iter()
+        .any(|gap| gap.severity == Severity::Error);
     report
 }
 
@@ -105,27 +122,39 @@ fn finish_checks(report: &mut LayerReport, info: &LayerInfo, codec: Codec, produ
                 ..layer_gap(
                     info,
                     GapKind::TrailingBytes,
-                    format!("layer {}: {count} bytes after the last gzip member were ignored", info.name),
+                    format!(
+                        "layer {}: {count} bytes after the last gzip member were ignored",
+                        info.name
+                    ),
                 )
             }),
         }
     }
-    if let (Some(expected), Some(actual)) = (&info.digest, &report.actual_digest) {
-        if expected != actual {
-            report.gaps.push(layer_gap(
-                info,
-                GapKind::DigestMismatch,
-                format!("layer {}: blob digest mismatch: expected {expected}, actual {actual}", info.name),
-            ));
-        }
+    if let (Some(expected), Some(actual)) = (&info.digest, &report.actual_digest)
+        && expected != actual
+    {
+        report.gaps.push(layer_gap(
+            info,
+            GapKind::DigestMismatch,
+            format!(
+                "layer {}: blob digest mismatch: expected {expected}, actual {actual}",
+                info.name
+            ),
+        ));
     }
     if let (Some(expected), Some(actual)) = (&info.diff_id, &report.actual_diff_id) {
-        let decoded_fully = !report.gaps.iter().any(|gap| gap.kind == GapKind::Decompression);
+        let decoded_fully = !report
+            .gaps
+            .iter()
+            .any(|gap| gap.kind == GapKind::Decompression);
         if expected != actual && decoded_fully {
             report.gaps.push(layer_gap(
                 info,
                 GapKind::DiffIdMismatch,
-                format!("layer {}: diff ID mismatch: expected {expected}, actual {actual}", info.name),
+                format!(
+                    "layer {}: diff ID mismatch: expected {expected}, actual {actual}",
+                    info.name
+                ),
             ));
         }
     }
@@ -182,7 +211,12 @@ fn produce<R: Read>(
     }
 }
 
-fn pump(reader: &mut dyn Read, blocks: &Sender<Block>, recycled: &Receiver<Vec<u8>>, block_size: usize) -> io::Result<()> {
+fn pump(
+    reader: &mut dyn Read,
+    blocks: &Sender<Block>,
+    recycled: &Receiver<Vec<u8>>,
+    block_size: usize,
+) -> io::Result<()> {
     loop {
         let mut block = recycled.try_recv().unwrap_or_default();
         block.resize(block_size, 0);

@@ -38,7 +38,11 @@ pub(super) struct Walker<'a> {
 }
 
 impl<'a> Walker<'a> {
-    pub(super) fn new(detector: &'a Detector, options: &'a ScanOptions, info: &'a LayerInfo) -> Self {
+    pub(super) fn new(
+        detector: &'a Detector,
+        options: &'a ScanOptions,
+        info: &'a LayerInfo,
+    ) -> Self {
         Walker {
             files: FileScanner::new(detector, options),
             info,
@@ -75,7 +79,12 @@ impl<'a> Walker<'a> {
     }
 
     fn gap(&self, kind: GapKind, severity: Severity, path: Option<&str>, detail: String) -> Gap {
-        let gap = Gap::new(kind, severity, detail).with_digest(self.info.digest.clone().unwrap_or_else(|| self.info.name.clone()));
+        let gap = Gap::new(kind, severity, detail).with_digest(
+            self.info
+                .digest
+                .clone()
+                .unwrap_or_else(|| self.info.name.clone()),
+        );
         match path {
             Some(path) => gap.with_path(path),
             None => gap,
@@ -106,7 +115,12 @@ impl<'a> Walker<'a> {
         let entries = match archive.entries() {
             Ok(entries) => entries,
             Err(error) => {
-                let gap = self.gap(GapKind::TarCorrupt, Severity::Error, None, format!("layer {}: cannot read tar: {error}", self.info.name));
+                let gap = self.gap(
+                    GapKind::TarCorrupt,
+                    Severity::Error,
+                    None,
+                    format!("layer {}: cannot read tar: {error}", self.info.name),
+                );
                 self.gaps.push(gap);
                 return;
             }
@@ -122,7 +136,12 @@ impl<'a> Walker<'a> {
                         self.entries.len(),
                         last_path
                     );
-                    let gap = self.gap(GapKind::TarCorrupt, Severity::Error, Some(&last_path), detail);
+                    let gap = self.gap(
+                        GapKind::TarCorrupt,
+                        Severity::Error,
+                        Some(&last_path),
+                        detail,
+                    );
                     self.gaps.push(gap);
                     break;
                 }
@@ -178,7 +197,12 @@ impl<'a> Walker<'a> {
         }
         for gap in scan.gaps {
             let gap = Gap {
-                digest: Some(self.info.digest.clone().unwrap_or_else(|| self.info.name.clone())),
+                digest: Some(
+                    self.info
+                        .digest
+                        .clone()
+                        .unwrap_or_else(|| self.info.name.clone()),
+                ),
                 ..gap
             };
             self.gaps.push(gap);
@@ -215,7 +239,8 @@ impl<'a> Walker<'a> {
                 target: target.to_owned(),
                 entry_index,
             });
-            self.by_path.insert(key.to_owned(), (entry_index, Vec::new()));
+            self.by_path
+                .insert(key.to_owned(), (entry_index, Vec::new()));
             return;
         };
         let copies: Vec<LayerFinding> = indices
@@ -233,7 +258,8 @@ impl<'a> Walker<'a> {
         let first_new = self.findings.len();
         self.findings.extend(copies);
         let new_indices = (first_new..self.findings.len()).collect();
-        self.by_path.insert(key.to_owned(), (entry_index, new_indices));
+        self.by_path
+            .insert(key.to_owned(), (entry_index, new_indices));
     }
 }
 
@@ -241,7 +267,9 @@ impl<'a> Walker<'a> {
 /// keeping any `!/member` suffix of a nested archive.
 pub(crate) fn relink_path(path: &str, target_key: &str, link_display: &str) -> String {
     match path.find("!/") {
-        Some(split) if normalize_path(&path[..split]) == target_key => format!("{link_display}{}", &path[split..]),
+        Some(split) if normalize_path(&path[..split]) == target_key => {
+            format!("{link_display}{}", &path[split..])
+        }
         _ => link_display.to_owned(),
     }
 }
@@ -260,12 +288,18 @@ fn classify(entry: &tar::Entry<'_, &mut dyn Read>, key: &str) -> EntryKind {
             };
         }
         if !rest.starts_with(".wh.") && !rest.is_empty() {
-            let target = if parent.is_empty() { rest.to_owned() } else { format!("{parent}/{rest}") };
+            let target = if parent.is_empty() {
+                rest.to_owned()
+            } else {
+                format!("{parent}/{rest}")
+            };
             return EntryKind::Whiteout { target };
         }
     }
     match entry_type {
-        tar::EntryType::Regular | tar::EntryType::Continuous | tar::EntryType::GNUSparse => EntryKind::File,
+        tar::EntryType::Regular | tar::EntryType::Continuous | tar::EntryType::GNUSparse => {
+            EntryKind::File
+        }
         tar::EntryType::Directory => EntryKind::Directory,
         tar::EntryType::Symlink => EntryKind::Symlink {
             target: entry
@@ -296,7 +330,11 @@ pub(crate) fn display_path(raw: &str) -> String {
         }
     }
     let path = path.trim_end_matches('/');
-    if path == "." { String::new() } else { path.to_owned() }
+    if path == "." {
+        String::new()
+    } else {
+        path.to_owned()
+    }
 }
 
 /// Normalises a path for comparison: no empty or `.` components, `..`
@@ -330,7 +368,13 @@ mod tests {
 
     #[test]
     fn relink_keeps_nested_member() {
-        assert_eq!(relink_path("lib/a.jar!/x.properties", "lib/a.jar", "lib/b.jar"), "lib/b.jar!/x.properties");
-        assert_eq!(relink_path("etc/secret", "etc/secret", "etc/link"), "etc/link");
+        assert_eq!(
+            relink_path("lib/a.jar!/x.properties", "lib/a.jar", "lib/b.jar"),
+            "lib/b.jar!/x.properties"
+        );
+        assert_eq!(
+            relink_path("etc/secret", "etc/secret", "etc/link"),
+            "etc/link"
+        );
     }
 }

@@ -536,10 +536,10 @@ pub static BUILTIN_RULES: &[BuiltinRule] = &[
         id: "gcp-service-account",
         kind: "gcp-service-account",
         description: "Google Cloud service-account JSON key file (the whole object)",
-        // The key file is a flat JSON object, so the object is the run
-        // without braces around "type": "service_account". The secret is
-        // the object and one trailing newline, so that its fingerprint is
-        // the SHA-256 of the key file.
+        // A key file is one flat JSON object, so the regex extends from
+        // "type": "service_account" over brace-free text to the enclosing
+        // braces. The secret is the object and one trailing newline, so its
+        // fingerprint is the SHA-256 of the key file.
         regex: r#"(?-u)\{[^{}]*"type"\s*:\s*"service_account"[^{}]*\}(?:\r?\n)?"#,
         keywords: &["service_account"],
         max_match_len: 16384,
@@ -755,9 +755,9 @@ pub static BUILTIN_RULES: &[BuiltinRule] = &[
         id: "gitlab-token",
         kind: "gitlab-token",
         description: "GitLab token (glpat- personal, gldt- deploy, glrt- runner, glptt- trigger, and other gl*- prefixes)",
-        // NOTE: glpat- and glrt- are confirmed in GitLab's issue tracker; the
-        // other prefixes are from GitLab's token-prefix documentation as
-        // remembered, not rechecked here.
+        // NOTE: only glpat- and glrt- were checked against GitLab's issue
+        // tracker. The other prefixes follow GitLab's token-prefix list
+        // but are unverified here.
         regex: concat!(
             r"(?-u)\b((?:glpat|gldt|glrt|glptt|glft|glimt|glagent|gloas|glsoat|glcbt|glffct)-",
             r"[A-Za-z0-9_-]{20,255}(?:\.[A-Za-z0-9_-]{2,64}){0,2})(?:[^A-Za-z0-9_-]|$)"

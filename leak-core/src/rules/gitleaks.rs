@@ -1,17 +1,18 @@
 //! Loading user rules from a gitleaks-style TOML file (gitleaks v8 format).
 //!
-//! Supported: `[[rules]]` with `id`, `description`, `regex`, `secretGroup`,
-//! `entropy`, `keywords`, `path` and `tags`; per-rule `[rules.allowlist]`
-//! and `[[rules.allowlists]]`; a global `[allowlist]` or `[[allowlists]]`
-//! (with `targetRules`); and `[extend]` with `useDefault` and
-//! `disabledRules`. One key is our own: `kind` on a rule, the credential
-//! kind reported in findings (the rule id when absent).
-//! Unknown keys are ignored with a warning, as gitleaks ignores them.
+//! A rule is a `[[rules]]` table with `id`, `description`, `regex`,
+//! `secretGroup`, `entropy`, `keywords`, `path` and `tags`. It may have
+//! allowlists in `[rules.allowlist]` or `[[rules.allowlists]]`. A global
+//! `[allowlist]` or `[[allowlists]]` applies to every rule, or to its
+//! `targetRules`. `[extend]` supports `useDefault` and `disabledRules`.
+//! One key is our own: `kind` on a rule, the credential kind reported in
+//! findings (the rule id when absent). Unknown keys are ignored with a
+//! warning, as gitleaks ignores them.
 //!
 //! gitleaks regexes are Go RE2. The Rust regex crate accepts nearly all of
-//! RE2's syntax, but `\b`, `\w` and `.` are Unicode-aware here and ASCII
-//! or byte-based in RE2, so a few patterns match slightly differently on
-//! non-ASCII text.
+//! RE2's syntax, but `\b`, `\w`, `\d` and `\s` are Unicode-aware here and
+//! ASCII-only in RE2, so a few patterns match differently on non-ASCII
+//! text.
 
 use std::collections::BTreeSet;
 
@@ -214,7 +215,7 @@ fn invalid(path: &str, message: String) -> RuleError {
     }
 }
 
-/// Logs every key the loader does not read, at any level it knows.
+/// Logs every key that the loader ignores, in every table it reads.
 fn warn_unknown_keys(path: &str, table: &toml::Table) {
     warn_table(path, "top level", table, TOP_KEYS);
     if let Some(toml::Value::Table(extend)) = table.get("extend") {
@@ -269,8 +270,8 @@ fn warn_table(path: &str, place: &str, table: &toml::Table, known: &[&str]) {
     }
 }
 
-/// Returns the built-in rules when `[extend] useDefault` asks for them, less
-/// `disabledRules`, and an empty set otherwise.
+/// Compiles the built-in rules, less `disabledRules`, when `[extend]` sets
+/// `useDefault = true`. Returns no rules otherwise.
 fn default_rules(path: &str, extend: Option<&ExtendTable>) -> Result<Vec<Rule>, RuleError> {
     let Some(extend) = extend else {
         return Ok(Vec::new());
@@ -320,22 +321,24 @@ fn compile_rule(path: &str, index: usize, table: &RuleTable) -> Result<Rule, Rul
     };
     let probe = compile_regex(id, pattern, 0).map_err(|error| with_file(path, error))?;
     // NOTE: gitleaks takes the first non-empty group when secretGroup is
-    // unset; a rule here has one fixed group, so an unset secretGroup
-    // means group 1 when the regex has exactly one group, else the whole
-    // match.
+    // unset. A rule here has one fixed group, so an unset secretGroup means
+    // group 1 when the regex has exactly one group, else the whole match.
     let secret_group = table
         .secret_group
         .unwrap_or(if probe.captures_len() == 2 { 1 } else { 0 });
     let regex = compile_regex(id, pattern, secret_group).map_err(|error| with_file(path, error))?;
+
     let path_regex = match &table.path {
         Some(pattern) => Some(compile_path_regex(path, id, pattern)?),
         None => None,
     };
+
     let mut allowlist = Allowlist::default();
     for (number, entry) in table.allowlist.iter().chain(&table.allowlists).enumerate() {
         let label = format!("rule {id} allowlist #{}", number + 1);
         merge_allowlist(&mut allowlist, &compile_allowlist(path, &label, entry)?);
     }
+
     Ok(Rule {
         id: id.to_owned(),
         kind: table.kind.clone().unwrap_or_else(|| id.to_owned()),

@@ -97,15 +97,14 @@ impl Rule {
         if secret.is_empty() {
             return false;
         }
-        if let Some(min) = self.min_entropy {
-            if shannon_entropy(secret) < min {
-                return false;
-            }
+        if self
+            .min_entropy
+            .is_some_and(|min| shannon_entropy(secret) < min)
+        {
+            return false;
         }
-        if let Some(validate) = self.validate {
-            if !validate(secret) {
-                return false;
-            }
+        if self.validate.is_some_and(|validate| !validate(secret)) {
+            return false;
         }
         if self.allowlist.regexes.iter().any(|re| re.is_match(secret)) {
             return false;
@@ -119,22 +118,21 @@ impl Rule {
                 return false;
             }
         }
-        if let Some(path) = path {
-            if self.allowlist.paths.iter().any(|re| re.is_match(path)) {
-                return false;
-            }
+        if path.is_some_and(|path| self.allowlist.paths.iter().any(|re| re.is_match(path))) {
+            return false;
         }
-        if let Some(only) = &self.path {
-            if !path.is_some_and(|path| only.is_match(path)) {
-                return false;
-            }
+        if let Some(only) = &self.path
+            && !path.is_some_and(|path| only.is_match(path))
+        {
+            return false;
         }
         true
     }
 
     /// Checks the whole regex match (not only the secret group) against the
-    /// allowlist's match regexes. The detector calls it after
-    /// [`Rule::accepts`].
+    /// allowlist's match regexes. A detector must call it after
+    /// [`Rule::accepts`], or `regexTarget = "match"` allowlists have no
+    /// effect.
     pub fn accepts_match(&self, whole_match: &[u8]) -> bool {
         !self
             .allowlist
