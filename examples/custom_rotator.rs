@@ -5,11 +5,11 @@
 //! cargo run --example custom_rotator
 //! ```
 //!
-//! "Quill" is an imaginary SaaS whose workspaces hold up to three API keys;
-//! a key can be paused, and a new key works after a short propagation
+//! "Quill" is an imaginary SaaS whose workspaces hold up to three API keys.
+//! A key can be paused, and a new key works only after a short propagation
 //! delay. [`QuillRotator`] implements [`Rotator`] over the [`QuillApi`]
-//! trait; a real deployment would implement that trait with HTTP calls,
-//! while this program uses [`FakeQuill`], an in-memory test double, and
+//! trait. A real deployment would implement that trait with HTTP calls.
+//! This program uses [`FakeQuill`], an in-memory test double, instead, and
 //! checks the rotator against the published contract with
 //! [`run_conformance`]. Exit status: 0 when every check passes, 1 otherwise.
 
@@ -26,7 +26,7 @@ use leak_rotators::{
     Owner, Result, Rotator, Verification,
 };
 
-/// What the Quill API offers, as a Rust trait.
+/// The Quill API as a Rust trait.
 #[async_trait]
 trait QuillApi: Send + Sync + std::fmt::Debug {
     /// Looks up the key id and workspace of a presented key, or `None`
@@ -120,7 +120,7 @@ impl Rotator for QuillRotator {
                 operation: "issue".to_owned(),
                 status: 409,
                 code: "limit".to_owned(),
-                message: format!("workspace {} holds 3 keys", owner.id),
+                message: format!("workspace {} already has the maximum of 3 keys", owner.id),
             })?;
         Ok(Credential { id, secret })
     }

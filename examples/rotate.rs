@@ -7,7 +7,7 @@
 //! cargo run --example rotate -- --http-config service.toml --http-secret-file token [--execute ...]
 //! ```
 //!
-//! A `scan` JSON report holds fingerprints, not secrets, so `--report`
+//! A `scan` JSON report contains fingerprints, not secrets, so `--report`
 //! scans the image again (the `image` named in each finding, or `--image`)
 //! and rotates the secrets whose fingerprints the report lists.
 //!
@@ -84,7 +84,7 @@ struct Args {
     /// Execute the plans (default: print them only).
     #[arg(long)]
     execute: bool,
-    /// Where new secrets go: `file:PATH` or `stdout`.
+    /// Destination of new secrets: `file:PATH` or `stdout`.
     #[arg(long, default_value = "stdout")]
     sink: String,
     /// Directory for journals and owner locks.

@@ -4,8 +4,11 @@
 //! cargo run --release --example scan -- [OPTIONS] [IMAGE]...
 //! ```
 //!
-//! IMAGE is a docker-archive tarball (plain or gzip/zstd compressed) or an
-//! OCI image layout (a directory or a tar of one). With no IMAGE it scans
+//! IMAGE is a docker-archive tarball (plain or gzip/zstd compressed), an
+//! OCI image layout (a directory or a tar of one), or, when no such path
+//! exists, a registry reference `REGISTRY/REPOSITORY:TAG` or
+//! `REGISTRY/REPOSITORY@sha256:...` (credentials come from the docker
+//! `config.json`; `--insecure` allows plain HTTP). With no IMAGE it scans
 //! the demo image bundled in `examples/demo/`. Exit status: 0 when nothing
 //! is found, 1 when something is, 2 on an error (including an image that
 //! could not be scanned completely).
@@ -27,9 +30,14 @@ enum Format {
 #[derive(Debug, Parser)]
 #[command(version)]
 struct Args {
-    /// Image inputs: docker-archive tarballs or OCI layouts. Default: the
+    /// Image inputs: docker-archive tarballs, OCI layouts, or registry
+    /// references (REGISTRY/REPOSITORY:TAG or @sha256:DIGEST). Default: the
     /// bundled demo image.
     images: Vec<PathBuf>,
+    /// Allow plain HTTP to registries named in IMAGE (for a registry on
+    /// loopback or a trusted network).
+    #[arg(long)]
+    insecure: bool,
     /// Output format.
     #[arg(long, value_enum, default_value = "text")]
     format: Format,
@@ -87,7 +95,25 @@ fn main() -> ExitCode {
     };
     let mut reports = Vec::new();
     let mut failed = false;
+    let scanner = std::sync::Arc::new(scanner);
     for image in &images {
+        if !image.exists() {
+            let text = image.to_string_lossy().into_owned();
+            match scan_reference(&text, args.insecure, scanner.clone()) {
+                Ok(report) => reports.push(report),
+                Err(message) => {
+                    eprintln!("error: {text}: {message}");
+                    failed = true;
+                    let mut report = Report::default();
+                    report.coverage.gaps.push(
+                        Gap::new(GapKind::SourceUnreadable, Severity::Error, message)
+                            .with_image(text.clone()),
+                    );
+                    reports.push(report);
+                }
+            }
+            continue;
+        }
         match scanner.scan_path(image) {
             Ok(report) => reports.push(report),
             Err(error) => {
@@ -118,6 +144,24 @@ fn main() -> ExitCode {
     } else {
         ExitCode::from(1)
     }
+}
+
+/// Scans a registry reference; an error says why (not found, no such
+/// registry, authentication failed).
+fn scan_reference(
+    text: &str,
+    insecure: bool,
+    scanner: std::sync::Arc<Scanner>,
+) -> Result<Report, String> {
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .map_err(|error| format!("cannot start the async runtime: {error}"))?;
+    runtime
+        .block_on(leak_registry::scan_image_reference(text, insecure, scanner))
+        .map_err(|error| {
+            format!("not a readable image path, and not scannable as a registry reference: {error}")
+        })
 }
 
 fn removal_name(removal: leak_core::Removal) -> &'static str {

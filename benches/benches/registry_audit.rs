@@ -11,7 +11,9 @@
 //!
 //! Needs `docker-registry` (Debian package `docker-registry`, distribution
 //! 2.8) on PATH or in `LEAK_DOCKER_REGISTRY`. `LEAK_BENCH_BASE_MIB` sets the
-//! uncompressed size of the shared base layer (default 64).
+//! uncompressed size of the shared base layer (default 64), and
+//! `LEAK_BENCH_RUNS` the number of timed runs of each side (default 5). The
+//! medians are compared.
 
 use std::io::Write as _;
 use std::path::PathBuf;
@@ -50,37 +52,58 @@ impl Drop for Registry {
 }
 
 fn main() {
-    let base_mib: usize = std::env::var("LEAK_BENCH_BASE_MIB")
-        .ok()
-        .and_then(|value| value.parse().ok())
-        .unwrap_or(64);
+    let base_mib = env_number("LEAK_BENCH_BASE_MIB", 64);
+    let runs = env_number("LEAK_BENCH_RUNS", 5).max(1);
     let runtime = tokio::runtime::Runtime::new().expect("tokio runtime");
-    runtime.block_on(run(base_mib));
+    runtime.block_on(run(base_mib, runs));
 }
 
-async fn run(base_mib: usize) {
+fn env_number(name: &str, default: usize) -> usize {
+    std::env::var(name)
+        .ok()
+        .and_then(|value| value.parse().ok())
+        .unwrap_or(default)
+}
+
+fn median(mut times: Vec<Duration>) -> Duration {
+    times.sort();
+    times[times.len() / 2]
+}
+
+async fn run(base_mib: usize, runs: usize) {
     let (_registry, address) = start_registry().await;
     let base = make_layer(&text_files(base_mib << 20, 0x5eed));
     let tops: Vec<Layer> = (0..IMAGES).map(top_layer).collect();
     let known = known_values();
     push_images(&address, &base, &tops).await;
 
-    let client = RegistryClient::builder(address.clone())
-        .with_insecure(true)
-        .build()
-        .expect("client");
-    let audit = Audit::builder(client)
-        .with_known_values(known.clone())
-        .with_layer_concurrency(LAYER_CONCURRENCY)
-        .build()
-        .expect("audit");
-    let started = Instant::now();
-    let report = audit.run().await.expect("audit run");
-    let audit_time = started.elapsed();
+    let mut audit_times = Vec::new();
+    let mut last_report = None;
+    for _ in 0..runs {
+        // A fresh client and audit each run, so no manifest or layer is cached.
+        let client = RegistryClient::builder(address.clone())
+            .with_insecure(true)
+            .build()
+            .expect("client");
+        let audit = Audit::builder(client)
+            .with_known_values(known.clone())
+            .with_layer_concurrency(LAYER_CONCURRENCY)
+            .build()
+            .expect("audit");
+        let started = Instant::now();
+        let report = audit.run().await.expect("audit run");
+        audit_times.push(started.elapsed());
+        last_report = Some(report);
+    }
+    let report = last_report.expect("at least one run");
+    let audit_time = median(audit_times);
 
     let mut unique: Vec<&Layer> = vec![&base];
     unique.extend(tops.iter());
-    let scan_time = scan_alone(&unique, known);
+    let scan_times = (0..runs)
+        .map(|_| scan_alone(&unique, known.clone()))
+        .collect();
+    let scan_time = median(scan_times);
     let unique_bytes: usize = unique.iter().map(|layer| layer.blob.len()).sum();
 
     let stats = report.stats;
@@ -102,7 +125,7 @@ async fn run(base_mib: usize) {
         report.exposures.len()
     );
     println!(
-        "audit time: {:.3} s, unique layers scanned alone: {:.3} s, ratio {:.2}x",
+        "median of {runs} runs: audit {:.3} s, unique layers scanned alone {:.3} s, ratio {:.2}x",
         audit_time.as_secs_f64(),
         scan_time.as_secs_f64(),
         audit_time.as_secs_f64() / scan_time.as_secs_f64()
@@ -147,7 +170,7 @@ fn known_values() -> KnownValues {
     known
 }
 
-/// A small top layer; every third image plants the known value.
+/// Builds a small top layer. Every third image plants the known value.
 fn top_layer(image: usize) -> Layer {
     let mut body = format!("release {image}\n");
     if image.is_multiple_of(3) {
@@ -303,5 +326,5 @@ async fn start_registry() -> (Registry, String) {
         }
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
-    panic!("docker-registry on {address} did not answer /v2/");
+    panic!("docker-registry on {address} did not respond to /v2/ within 10 s");
 }

@@ -9,6 +9,9 @@ use std::io::{self, Read};
 
 use crate::detect::{Detector, Encoding, Match};
 
+/// Size of a new file's buffer, before it grows to a full chunk.
+const INITIAL_BUFFER: usize = 64 << 10;
+
 /// A match with its position in the whole stream.
 #[derive(Clone, Debug)]
 pub(crate) struct StreamMatch {
@@ -63,9 +66,25 @@ impl<'d> ChunkScanner<'d> {
         self.chunk_size + self.overlap
     }
 
+    /// Allocates a small buffer first: most files in a layer are small, and
+    /// zeroing a full chunk for each of them costs more than scanning them.
     fn ensure_buffer(&mut self) {
         if self.buffer.is_empty() {
-            self.buffer = vec![0; self.capacity()];
+            self.buffer = vec![0; INITIAL_BUFFER.min(self.capacity())];
+        }
+    }
+
+    /// Makes room for more bytes: grows the buffer up to its capacity, and
+    /// scans a full chunk only once it is at capacity.
+    fn make_room(&mut self, path: Option<&str>, emit: &mut dyn FnMut(StreamMatch)) {
+        if self.filled < self.buffer.len() {
+            return;
+        }
+        if self.buffer.len() < self.capacity() {
+            let grown = (self.buffer.len() * 4).min(self.capacity());
+            self.buffer.resize(grown, 0);
+        } else {
+            self.scan_full(path, emit);
         }
     }
 
@@ -81,9 +100,7 @@ impl<'d> ChunkScanner<'d> {
         emit: &mut dyn FnMut(StreamMatch),
     ) -> io::Result<usize> {
         self.ensure_buffer();
-        if self.filled == self.buffer.len() {
-            self.scan_full(path, emit);
-        }
+        self.make_room(path, emit);
         let read = loop {
             match reader.read(&mut self.buffer[self.filled..]) {
                 Ok(n) => break n,
@@ -105,9 +122,7 @@ impl<'d> ChunkScanner<'d> {
     ) {
         self.ensure_buffer();
         while !data.is_empty() {
-            if self.filled == self.buffer.len() {
-                self.scan_full(path, emit);
-            }
+            self.make_room(path, emit);
             let room = self.buffer.len() - self.filled;
             let take = room.min(data.len());
             self.buffer[self.filled..self.filled + take].copy_from_slice(&data[..take]);

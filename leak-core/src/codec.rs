@@ -107,16 +107,77 @@ pub(crate) struct MultiGzDecoder<R: BufRead> {
 
 #[derive(Debug)]
 enum GzState<R: BufRead> {
-    Member(Box<GzDecoder<R>>),
-    Between(R),
+    Member(Box<GzDecoder<Unread<R>>>),
+    Between(Unread<R>),
     Done,
 }
 
 impl<R: BufRead> MultiGzDecoder<R> {
     pub(crate) fn new(reader: R) -> Self {
+        let reader = Unread {
+            byte: None,
+            inner: reader,
+        };
         MultiGzDecoder {
             state: GzState::Member(Box::new(GzDecoder::new(reader))),
             warnings: Vec::new(),
+        }
+    }
+}
+
+/// A `BufRead` that can put back one consumed byte, so the two magic bytes
+/// of a gzip member can be checked when a buffer ends between them.
+#[derive(Debug)]
+struct Unread<R> {
+    byte: Option<u8>,
+    inner: R,
+}
+
+impl<R: BufRead> Unread<R> {
+    /// Returns the first two bytes ahead, or fewer at the end of the stream,
+    /// without consuming them.
+    fn peek_two(&mut self) -> io::Result<Vec<u8>> {
+        let put_back = self.byte.is_some();
+        let head = self.fill_buf()?;
+        if head.len() != 1 || put_back {
+            return Ok(head.iter().take(2).copied().collect());
+        }
+        let first = head[0];
+        self.inner.consume(1);
+        let second = self.inner.fill_buf()?.first().copied();
+        self.byte = Some(first);
+        Ok(std::iter::once(first).chain(second).collect())
+    }
+}
+
+impl<R: BufRead> Read for Unread<R> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        if buf.is_empty() {
+            return Ok(0);
+        }
+        match self.byte.take() {
+            Some(byte) => {
+                buf[0] = byte;
+                Ok(1)
+            }
+            None => self.inner.read(buf),
+        }
+    }
+}
+
+impl<R: BufRead> BufRead for Unread<R> {
+    fn fill_buf(&mut self) -> io::Result<&[u8]> {
+        match &self.byte {
+            Some(byte) => Ok(std::slice::from_ref(byte)),
+            None => self.inner.fill_buf(),
+        }
+    }
+
+    fn consume(&mut self, amount: usize) {
+        if amount > 0 && self.byte.take().is_some() {
+            self.inner.consume(amount - 1);
+        } else {
+            self.inner.consume(amount);
         }
     }
 }
@@ -137,13 +198,11 @@ impl<R: BufRead> Read for MultiGzDecoder<R> {
                     self.state = GzState::Between(decoder.into_inner());
                 }
                 GzState::Between(mut reader) => {
-                    let head = reader.fill_buf()?;
+                    let head = reader.peek_two()?;
                     if head.is_empty() {
                         return Ok(0);
                     }
-                    if head.starts_with(&GZIP_MAGIC)
-                        || (head.len() == 1 && head[0] == GZIP_MAGIC[0])
-                    {
+                    if head.starts_with(&GZIP_MAGIC) {
                         self.state = GzState::Member(Box::new(GzDecoder::new(reader)));
                         continue;
                     }
@@ -192,6 +251,21 @@ mod tests {
         assert_eq!(
             decoder.warnings,
             vec![CodecWarning::TrailingBytes { count: 100 }]
+        );
+    }
+
+    #[test]
+    fn one_byte_buffers_decode_every_member() {
+        let mut data = gzip(b"first ");
+        data.extend(gzip(b"second"));
+        data.push(GZIP_MAGIC[0]);
+        let mut decoder = MultiGzDecoder::new(std::io::BufReader::with_capacity(1, &data[..]));
+        let mut out = String::new();
+        decoder.read_to_string(&mut out).unwrap();
+        assert_eq!(out, "first second");
+        assert_eq!(
+            decoder.warnings,
+            vec![CodecWarning::TrailingBytes { count: 1 }]
         );
     }
 

@@ -115,13 +115,19 @@ const MAX_BASE64_RUN: usize = 64 * 1024;
 #[derive(Debug)]
 pub struct Detector {
     rules: RuleSet,
-    keywords: Option<AhoCorasick>,
+    /// One case-insensitive automaton over every rule keyword followed by
+    /// the base64 trigger forms, so a single pass finds both.
+    keywords: AhoCorasick,
+    /// Rules of each keyword pattern; empty for trigger patterns.
     keyword_rules: Vec<Vec<usize>>,
+    /// Pattern index of the first base64 trigger form.
+    first_trigger: usize,
+    /// The trigger forms, matched case-sensitively after a hit.
+    trigger_forms: Vec<Vec<u8>>,
     unkeyed_rules: Vec<usize>,
     known: Option<AhoCorasick>,
     known_patterns: Vec<(usize, Encoding)>,
     known_values: Vec<crate::Secret>,
-    base64_triggers: Option<AhoCorasick>,
     max_match_len: usize,
 }
 
@@ -167,11 +173,15 @@ impl Detector {
                 }
             }
         }
-        let keywords = if keyword_list.is_empty() {
-            None
-        } else {
-            Some(build_automaton(&keyword_list, true, "keywords")?)
-        };
+        let first_trigger = keyword_list.len();
+        let trigger_forms: Vec<Vec<u8>> = BASE64_TRIGGERS
+            .iter()
+            .flat_map(|t| base64_forms(t))
+            .collect();
+        let mut patterns: Vec<Vec<u8>> = keyword_list.into_iter().map(String::into_bytes).collect();
+        patterns.extend(trigger_forms.iter().cloned());
+        keyword_rules.resize(patterns.len(), Vec::new());
+        let keywords = build_automaton(&patterns, true, "keywords")?;
 
         let mut patterns: Vec<Vec<u8>> = Vec::new();
         let mut known_patterns = Vec::new();
@@ -193,21 +203,16 @@ impl Detector {
             Some(build_automaton(&patterns, false, "known values")?)
         };
 
-        let triggers: Vec<Vec<u8>> = BASE64_TRIGGERS
-            .iter()
-            .flat_map(|t| base64_forms(t))
-            .collect();
-        let base64_triggers = Some(build_automaton(&triggers, false, "base64 triggers")?);
-
         Ok(Detector {
             rules,
             keywords,
             keyword_rules,
+            first_trigger,
+            trigger_forms,
             unkeyed_rules,
             known: known_automaton,
             known_patterns,
             known_values: known.values.clone(),
-            base64_triggers,
             max_match_len,
         })
     }
@@ -240,59 +245,70 @@ impl Detector {
         path: Option<&str>,
         out: &mut Vec<Match>,
     ) {
-        self.scan_rules(haystack, &accept, path, Encoding::Raw, out);
+        let mut triggers = Vec::new();
+        self.scan_rules(
+            haystack,
+            &accept,
+            path,
+            Encoding::Raw,
+            Some(&mut triggers),
+            out,
+        );
         self.scan_known(haystack, &accept, out);
-        self.scan_base64(haystack, &accept, path, out);
+        self.scan_base64(haystack, &accept, path, &triggers, out);
     }
 
+    /// Runs the keyword pass and each rule's regex in the windows around
+    /// its keyword hits. When `triggers` is given, the starts of base64
+    /// trigger hits are collected into it.
     fn scan_rules(
         &self,
         haystack: &[u8],
         accept: &Range<usize>,
         path: Option<&str>,
         encoding: Encoding,
+        mut triggers: Option<&mut Vec<usize>>,
         out: &mut Vec<Match>,
     ) {
-        let mut windows: Vec<(usize, usize, usize)> = Vec::new();
-        if let Some(automaton) = &self.keywords {
-            let search_start = accept.start.saturating_sub(self.max_match_len);
-            let search_end = (accept.end + self.max_match_len).min(haystack.len());
-            let input = aho_corasick::Input::new(haystack).range(search_start..search_end);
-            for hit in automaton.find_overlapping_iter(input) {
-                for &rule_index in &self.keyword_rules[hit.pattern().as_usize()] {
-                    let reach = self.rule(rule_index).max_match_len;
-                    let start = hit.start().saturating_sub(reach);
-                    let end = (hit.end() + reach).min(haystack.len());
-                    windows.push((rule_index, start, end));
+        // Windows per rule, merged as hits arrive: hits come in order of
+        // their end, so a new window nearly always extends or follows the
+        // last one of its rule.
+        let mut windows: Vec<Vec<Range<usize>>> = vec![Vec::new(); self.rules.len()];
+        let search_start = accept.start.saturating_sub(self.max_match_len);
+        let search_end = (accept.end + self.max_match_len).min(haystack.len());
+        let input = aho_corasick::Input::new(haystack).range(search_start..search_end);
+        for hit in self.keywords.find_overlapping_iter(input) {
+            let pattern = hit.pattern().as_usize();
+            if pattern >= self.first_trigger {
+                let form = &self.trigger_forms[pattern - self.first_trigger];
+                if let Some(triggers) = triggers.as_deref_mut()
+                    && haystack[hit.start()..hit.end()] == form[..]
+                {
+                    triggers.push(hit.start());
+                }
+                continue;
+            }
+            for &rule_index in &self.keyword_rules[pattern] {
+                let reach = self.rule(rule_index).max_match_len;
+                let window =
+                    hit.start().saturating_sub(reach)..(hit.end() + reach).min(haystack.len());
+                let list = &mut windows[rule_index];
+                match list.last_mut() {
+                    Some(last) if window.start <= last.end && window.end >= last.start => {
+                        last.start = last.start.min(window.start);
+                        last.end = last.end.max(window.end);
+                    }
+                    _ => list.push(window),
                 }
             }
         }
         for &rule_index in &self.unkeyed_rules {
-            windows.push((rule_index, 0, haystack.len()));
+            windows[rule_index] = std::iter::once(0..haystack.len()).collect();
         }
-        if windows.is_empty() {
-            return;
-        }
-        windows.sort_unstable();
-        let mut merged: Vec<(usize, usize, usize)> = Vec::with_capacity(windows.len());
-        for window in windows {
-            match merged.last_mut() {
-                Some(last) if last.0 == window.0 && window.1 <= last.2 => {
-                    last.2 = last.2.max(window.2);
-                }
-                _ => merged.push(window),
+        for (rule_index, list) in windows.into_iter().enumerate() {
+            for window in list {
+                self.run_rule(rule_index, haystack, window, accept, path, encoding, out);
             }
-        }
-        for (rule_index, start, end) in merged {
-            self.run_rule(
-                rule_index,
-                haystack,
-                start..end,
-                accept,
-                path,
-                encoding,
-                out,
-            );
         }
     }
 
@@ -376,17 +392,15 @@ impl Detector {
         haystack: &[u8],
         accept: &Range<usize>,
         path: Option<&str>,
+        triggers: &[usize],
         out: &mut Vec<Match>,
     ) {
-        let Some(automaton) = &self.base64_triggers else {
-            return;
-        };
         let mut done_until = 0;
-        for hit in automaton.find_iter(haystack) {
-            if hit.start() < done_until {
+        for &position in triggers {
+            if position < done_until {
                 continue;
             }
-            let run = base64_run(haystack, hit.start());
+            let run = base64_run(haystack, position);
             done_until = run.end;
             if !accept.contains(&run.start) || run.len() > MAX_BASE64_RUN {
                 continue;
@@ -400,6 +414,7 @@ impl Detector {
                 &(0..decoded.len()),
                 path,
                 Encoding::Base64,
+                None,
                 &mut inner,
             );
             for found in inner {

@@ -81,12 +81,14 @@ impl<'a> FileScanner<'a> {
                     }
                     return;
                 }
-                head.extend_from_slice(bytes);
+                let take = (utf16::SNIFF_LEN - head.len()).min(bytes.len());
+                head.extend_from_slice(&bytes[..take]);
                 if head.len() >= utf16::SNIFF_LEN {
                     decided = true;
                     view = self.open_view(&head);
                     if let Some(view) = view.as_mut() {
                         view.push(&head, path, &mut view_matches);
+                        view.push(&bytes[take..], path, &mut view_matches);
                     }
                 }
             };

@@ -331,6 +331,7 @@ fn damaged_layer_in_layout() {
     // Cut inside the deflate data of the last file, "c".
     let cut = blobs[1][..blobs[1].len() - 40].to_vec();
     layout.corrupt(&middle, cut);
+
     let dir = tempfile::tempdir().unwrap();
     let path = layout.write_dir(dir.path());
     for mode in PATH_MODES {
@@ -528,6 +529,78 @@ fn compressed_archive_large_layer_behind_symlink() {
             vec![present(0, 0, "data/big.txt", (17 << 20) + 2)],
             "{name}"
         );
+        assert_clean(&report);
+    }
+}
+
+#[test]
+fn shared_layer_assembled_per_image() {
+    let base = LayerBuilder::new()
+        .file("etc/token", &secret_file(0))
+        .finish();
+    let cleanup = LayerBuilder::new().whiteout("etc/token").finish();
+    let cleaned = ImageSpec::new(vec![base.clone(), cleanup]);
+    let plain = ImageSpec::new(vec![base]);
+    let bytes = docker_archive(
+        &[
+            ("example.test/cleaned:1", &cleaned),
+            ("example.test/plain:1", &plain),
+        ],
+        DockerStyle::default(),
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let path = write(dir.path(), "two.tar", &bytes);
+    for mode in PATH_MODES {
+        let report = scanner(mode).scan_path(&path).unwrap();
+        let mut by_image: Vec<(String, bool, Option<usize>)> = report
+            .findings
+            .iter()
+            .filter_map(|finding| match &finding.location {
+                Location::Layer {
+                    present_in_final_fs,
+                    removed_by_layer,
+                    ..
+                } => Some((
+                    finding.image.clone(),
+                    *present_in_final_fs,
+                    *removed_by_layer,
+                )),
+                _ => None,
+            })
+            .collect();
+        by_image.sort();
+        assert_eq!(
+            by_image,
+            vec![
+                ("example.test/cleaned:1".to_owned(), false, Some(1)),
+                ("example.test/plain:1".to_owned(), true, None)
+            ],
+            "mode {mode:?}"
+        );
+        assert_eq!(report.coverage.images.len(), 2);
+        assert_clean(&report);
+    }
+}
+
+#[test]
+fn oci_layout_gzip_tar() {
+    let spec = two_layer_spec().codecs(&[Codec::Zstd, Codec::GzipMembers]);
+    let mut layout = OciLayout::new();
+    let manifest = layout.image(&spec);
+    let index = layout.index(vec![manifest], Some("v2"));
+    layout.manifests.push(index);
+    let dir = tempfile::tempdir().unwrap();
+    let path = write(dir.path(), "layout.tar.gz", &gzip(&tar_of(&layout.files())));
+
+    for mode in PATH_MODES {
+        let report = scanner(mode).scan_path(&path).unwrap();
+        assert_eq!(
+            seen(&report.findings),
+            expected_two_layers(),
+            "mode {mode:?}"
+        );
+        assert_env_finding(&report);
+        assert_eq!(report.coverage.images[0].image, "layout:v2");
         assert_clean(&report);
     }
 }

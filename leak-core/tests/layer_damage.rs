@@ -26,7 +26,7 @@ fn noise(len: usize) -> Vec<u8> {
         .collect()
 }
 
-/// Three layers; the middle one holds `before` (known 1), a large noise
+/// Three layers; the middle one contains `before` (known 1), a large noise
 /// file and `after` (known 2).
 fn three_layers() -> Vec<Vec<u8>> {
     vec![
@@ -387,5 +387,47 @@ fn unknown_layer_format_scanned_raw() {
             vec![(GapKind::UnknownLayerFormat, Severity::Error, None)]
         );
         assert!(report.coverage.partial);
+    }
+}
+
+#[test]
+fn corrupt_first_header_names_no_path() {
+    let mut tar = LayerBuilder::new().file("only", &secret_file(0)).finish();
+    tar[0] ^= 0x55;
+    for mode in MODES {
+        let report = scan_tars(mode, &scanner(mode), std::slice::from_ref(&tar));
+        assert!(report.findings.is_empty(), "mode {mode:?}");
+        assert_eq!(
+            gap_kinds(&report.gaps),
+            vec![(GapKind::TarCorrupt, Severity::Error, None)],
+            "mode {mode:?}"
+        );
+        assert!(report.coverage.partial, "mode {mode:?}");
+    }
+}
+
+#[test]
+fn trailing_single_magic_byte_warns() {
+    let tar = LayerBuilder::new().file("only", &secret_file(0)).finish();
+    let mut blob = compress(&tar, Codec::Gzip);
+    blob.push(0x1f);
+    for mode in MODES {
+        let report = scan_blobs(
+            mode,
+            &scanner(mode),
+            std::slice::from_ref(&blob),
+            std::slice::from_ref(&tar),
+        );
+        assert_eq!(
+            seen(&report.findings),
+            vec![present(0, 0, "only", 2)],
+            "mode {mode:?}"
+        );
+        assert_eq!(
+            gap_kinds(&report.gaps),
+            vec![(GapKind::TrailingBytes, Severity::Warning, None)],
+            "mode {mode:?}"
+        );
+        assert!(!report.coverage.partial, "mode {mode:?}");
     }
 }

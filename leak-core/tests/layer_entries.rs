@@ -94,6 +94,26 @@ fn hardlink_to_lower_layer_uses_newest_copy() {
 }
 
 #[test]
+fn hardlink_to_nested_archive_keeps_member() {
+    let jar = zip_of(&[("app.properties", &secret_file(0))]);
+    let lower = LayerBuilder::new()
+        .file("lib/a.jar", &jar)
+        .hardlink("lib/b.jar", "lib/a.jar")
+        .finish();
+    let upper = LayerBuilder::new()
+        .hardlink("lib/c.jar", "lib/a.jar")
+        .finish();
+    check(
+        &[lower, upper],
+        vec![
+            present(0, 0, "lib/a.jar!/app.properties", 2),
+            present(0, 0, "lib/b.jar!/app.properties", 2),
+            present(0, 1, "lib/c.jar!/app.properties", 2),
+        ],
+    );
+}
+
+#[test]
 fn hardlink_missing_target_is_warning() {
     let layer = LayerBuilder::new()
         .file("a", &secret_file(0))
@@ -209,13 +229,17 @@ fn absolute_path_is_relative_to_root() {
 #[test]
 fn very_long_hostile_path() {
     let name = format!("/{}/../secret.txt", "d/".repeat(3000));
-    let shown = format!("{}/../secret.txt", "d/".repeat(3000).trim_end_matches('/'));
+    let expected_path = format!("{}/../secret.txt", "d/".repeat(3000).trim_end_matches('/'));
     let layer = LayerBuilder::new().file(&name, &secret_file(0)).finish();
     for mode in MODES {
         let report = scan_tars(mode, &scanner(mode), std::slice::from_ref(&layer));
         let found = seen(&report.findings);
         assert_eq!(found.len(), 1, "mode {mode:?}");
-        assert_eq!(found[0].path.replace("//", "/"), shown, "mode {mode:?}");
+        assert_eq!(
+            found[0].path.replace("//", "/"),
+            expected_path,
+            "mode {mode:?}"
+        );
         assert!(found[0].present, "mode {mode:?}");
         assert!(report.gaps.is_empty(), "mode {mode:?}");
     }
@@ -239,9 +263,11 @@ fn huge_declared_size_is_truncation() {
     let sum: u64 = header.iter().map(|&b| u64::from(b)).sum();
     header[148..156].copy_from_slice(format!("{sum:06o}\0 ").as_bytes());
     huge[..512].copy_from_slice(&header);
+
     let mut tar = head;
     tar.extend_from_slice(&huge);
     tar.extend_from_slice(known(1).as_bytes());
+
     for mode in MODES {
         let report = scan_tars(mode, &scanner(mode), std::slice::from_ref(&tar));
         assert_eq!(
@@ -468,10 +494,22 @@ fn rule_shaped_fake_in_layer() {
         let report = scan_tars(mode, &scanner, std::slice::from_ref(&layer));
         let found = seen(&report.findings);
         assert!(
-            found.iter().any(|s| s.what == "aws-access-key-id"
+            found.iter().any(|s| s.label == "aws-access-key-id"
                 && s.path == "root/.aws/credentials"
                 && s.line == Some(2)),
             "mode {mode:?}: {found:?}"
         );
     }
+}
+
+#[test]
+fn data_in_directory_and_symlink_entries_scanned() {
+    let layer = LayerBuilder::new()
+        .entry_with_data("odd/dir", b'5', &secret_file(0), "")
+        .entry_with_data("odd/link", b'2', &secret_file(1), "target")
+        .finish();
+    check(
+        &[layer],
+        vec![present(0, 0, "odd/dir", 2), present(1, 0, "odd/link", 2)],
+    );
 }

@@ -26,6 +26,11 @@ pub const MAX_SMALL_BLOB_BYTES: u64 = 16 * 1024 * 1024;
 /// download ends, and a mismatch or a failed resume surfaces as an
 /// [`io::Error`] wrapping [`Error`]. Read it on a blocking thread
 /// (`tokio::task::spawn_blocking`), never on a runtime worker.
+///
+/// NOTE: the download holds one of the client's concurrency permits until
+/// the body is read or the reader is dropped. Readers created beyond the
+/// limit wait for a permit, so read them in the order they were created,
+/// or drop the ones not needed.
 #[derive(Debug)]
 pub struct BlobReader {
     receiver: mpsc::Receiver<io::Result<Bytes>>,
@@ -206,7 +211,7 @@ impl RegistryClient {
                 return Err(self.oversized_blob(repository, digest, progress));
             }
             if sender.send(Ok(chunk)).await.is_err() {
-                // The reader was dropped: nobody wants the rest.
+                // The reader was dropped, so the rest of the body is not needed.
                 return Ok(true);
             }
         }
@@ -231,7 +236,7 @@ impl RegistryClient {
         }
     }
 
-    /// A 200 answer to a Range request restarts the body from byte 0; skip what was already read.
+    /// Returns the bytes to skip: a 200 response to a Range request restarts the body from byte 0.
     fn bytes_to_skip(&self, reply: &Reply, offset: u64) -> u64 {
         if offset > 0 && reply.status() != StatusCode::PARTIAL_CONTENT {
             tracing::debug!(registry = %self.registry(), offset, "the registry ignored Range; skipping the bytes already read");

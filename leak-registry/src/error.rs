@@ -17,14 +17,14 @@ pub enum Error {
     InvalidReference {
         /// The text that was parsed.
         reference: String,
-        /// What is wrong with it.
+        /// The reason it is invalid.
         reason: String,
     },
 
     /// A builder was given an invalid or contradictory setting.
     #[error("invalid configuration: {reason}")]
     InvalidConfig {
-        /// What is wrong and how to fix it.
+        /// The problem and how to fix it.
         reason: String,
     },
 
@@ -69,7 +69,7 @@ pub enum Error {
         registry: String,
         /// The repository name.
         repository: String,
-        /// What was looked up, such as `manifest sha256:...` or `tag 1.0`.
+        /// The object looked up, such as `manifest sha256:...` or `tag 1.0`.
         what: String,
     },
 
@@ -93,7 +93,7 @@ pub enum Error {
         registry: String,
         /// The token endpoint URL from the challenge.
         realm: String,
-        /// What went wrong (status or parse failure, never the response body).
+        /// The failure: a status or parse error, never the response body.
         reason: String,
     },
 
@@ -102,7 +102,7 @@ pub enum Error {
     InvalidChallenge {
         /// The registry host.
         registry: String,
-        /// What is wrong with it.
+        /// The reason it is invalid.
         reason: String,
     },
 
@@ -124,7 +124,7 @@ pub enum Error {
         registry: String,
         /// The listing being paged.
         operation: String,
-        /// What is wrong with the link.
+        /// The reason the link is invalid.
         reason: String,
     },
 
@@ -135,7 +135,7 @@ pub enum Error {
         registry: String,
         /// The operation that was redirected.
         operation: String,
-        /// Why the redirect was not followed.
+        /// The reason the redirect was not followed.
         reason: String,
     },
 
@@ -148,7 +148,7 @@ pub enum Error {
         registry: String,
         /// The repository name.
         repository: String,
-        /// What was fetched, such as `manifest` or `blob`.
+        /// The object fetched, such as `manifest` or `blob`.
         what: String,
         /// The digest that was expected.
         expected: String,
@@ -161,7 +161,7 @@ pub enum Error {
     InvalidDigest {
         /// The digest text.
         digest: String,
-        /// What is wrong with it.
+        /// The reason it is invalid.
         reason: String,
     },
 
@@ -176,7 +176,7 @@ pub enum Error {
         repository: String,
         /// The tag or digest.
         reference: String,
-        /// What is wrong with it.
+        /// The reason it is invalid.
         reason: String,
     },
 
@@ -214,7 +214,7 @@ pub enum Error {
         max_wait: Duration,
     },
 
-    /// DELETE answered 400 or 405.
+    /// DELETE returned 400 or 405.
     #[error(
         "deletion is not enabled on registry {registry} (HTTP {status} for DELETE {repository}@{digest}); enable storage deletion on the registry or use replace instead"
     )]
@@ -253,7 +253,7 @@ pub enum Error {
         helper: String,
         /// The registry host.
         registry: String,
-        /// What went wrong (exit status or parse failure, never its output).
+        /// The failure: an exit status or parse error, never the helper output.
         reason: String,
     },
 
@@ -262,7 +262,7 @@ pub enum Error {
     DockerConfig {
         /// The config file path.
         path: String,
-        /// What is wrong with it.
+        /// The reason it is invalid.
         reason: String,
     },
 
@@ -287,7 +287,7 @@ pub enum Error {
     /// A background task panicked or was cancelled.
     #[error("background task for {what} failed: {reason}")]
     Task {
-        /// What the task was doing.
+        /// The work the task was doing.
         what: String,
         /// The join error.
         reason: String,

@@ -8,21 +8,31 @@
 //!
 //! ```no_run
 //! # async fn run() -> leak_registry::Result<()> {
-//! use leak_registry::{Credential, RegistryClient};
+//! use leak_registry::{Audit, Credential, RegistryClient};
 //!
 //! let client = RegistryClient::builder("127.0.0.1:5000")
 //!     .with_insecure(true)
 //!     .with_credential(Credential::basic("auditor", "password"))
 //!     .build()?;
-//! for repository in client.catalog().await? {
-//!     for tag in client.tags(&repository).await? {
-//!         let images = client.resolve_images(&repository, &tag).await?;
-//!         println!("{repository}:{tag} -> {} image(s)", images.images.len());
+//! let report = Audit::builder(client.clone()).build()?.run().await?;
+//! for exposure in &report.exposures {
+//!     for carrier in &exposure.carriers {
+//!         println!(
+//!             "{} {}: {}:{:?} @ {}",
+//!             exposure.kind, exposure.fingerprint, carrier.repository, carrier.tags, carrier.manifest_digest
+//!         );
 //!     }
 //! }
+//! println!("{} requests, {} layers scanned", report.stats.requests.requests, report.stats.layers_scanned);
 //! # Ok(())
 //! # }
 //! ```
+//!
+//! The client alone lists and fetches: [`RegistryClient::catalog`],
+//! [`RegistryClient::tags`], [`RegistryClient::resolve_images`] and
+//! [`RegistryClient::blob_reader`]. [`RegistryClient::plan_delete`] with
+//! [`RegistryClient::delete`], and [`RegistryClient::replace`], remove or
+//! replace a leaking image, as dry runs unless executed.
 //!
 //! # Security
 //!
@@ -47,7 +57,7 @@ mod remediate;
 
 pub use audit::{
     Audit, AuditBuilder, AuditEvent, AuditFinding, AuditProgress, AuditReport, AuditStats, Carrier,
-    Exposure, LayerExposure, scan_reference,
+    Exposure, LayerExposure, scan_image_reference, scan_reference,
 };
 pub use auth::{Challenge, Credential, DockerConfig};
 pub use blob::{BlobReader, MAX_SMALL_BLOB_BYTES, reader_error};

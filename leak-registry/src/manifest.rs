@@ -24,7 +24,7 @@ pub const DOCKER_MANIFEST: &str = "application/vnd.docker.distribution.manifest.
 pub const DOCKER_LIST: &str = "application/vnd.docker.distribution.manifest.list.v2+json";
 
 /// The `Accept` header of every manifest request. Without it distribution
-/// converts manifests to schema 1 and answers 404 for indexes.
+/// converts manifests to schema 1 and returns 404 for indexes.
 pub const MANIFEST_ACCEPT: &str = "application/vnd.oci.image.manifest.v1+json, application/vnd.oci.image.index.v1+json, application/vnd.docker.distribution.manifest.v2+json, application/vnd.docker.distribution.manifest.list.v2+json";
 
 /// Manifests larger than this are rejected; the distribution limit is 4 MiB.

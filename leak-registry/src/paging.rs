@@ -11,7 +11,7 @@ use crate::digest::looks_like_digest;
 use crate::error::{Error, Result};
 use crate::reference::validate_repository;
 
-/// Which listing is being paged.
+/// The listing being paged.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum Listing {
     Catalog,
@@ -42,7 +42,7 @@ impl RegistryClient {
     /// resolved against the request URL and a link to another origin is
     /// rejected. When a full page comes without a `Link` and no earlier page
     /// had one, the next page is requested with `last=`. A cursor seen before ends the listing with a
-    /// warning. A 413 answer to a large `n` halves `n` and asks again.
+    /// warning. A 413 response to a large `n` halves `n` and requests the page again.
     ///
     /// # Errors
     ///

@@ -12,7 +12,7 @@ use crate::client::{RegistryClient, Request};
 use crate::digest::{parse_digest, sha256_digest};
 use crate::error::{Error, Result};
 
-/// How a blob came to be in the target repository.
+/// The way a blob reached the target repository.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum BlobTransfer {
@@ -123,8 +123,8 @@ impl RegistryClient {
         if from != repository && self.mount_blob(repository, from, digest).await? {
             return Ok(BlobTransfer::Mounted);
         }
-        // NOTE: the copy holds the whole blob in memory; mounts avoid it on
-        // registries that support them.
+        // NOTE: the copy keeps the whole blob in memory. Mounts avoid the copy
+        // on registries that support them.
         let body = self.blob_bytes_unbounded(from, digest, size).await?;
         self.upload_blob(repository, digest, body).await?;
         Ok(BlobTransfer::Uploaded)

@@ -23,7 +23,7 @@ pub enum Execution {
     Execute,
 }
 
-/// What deleting one manifest digest removes.
+/// The tags that deleting one manifest digest removes.
 ///
 /// Registries delete manifests by digest, and every tag on that digest goes
 /// with it. The caller must [`accept`](DeletePlan::accept) the tag list
@@ -83,7 +83,7 @@ pub struct DeleteOutcome {
     pub execution: Execution,
 }
 
-/// What replacing a tag with a fixed image does.
+/// The changes that replacing a tag with a fixed image makes.
 #[derive(Clone, Debug, Serialize)]
 pub struct ReplacePlan {
     /// The repository and tag being replaced, such as `app:1.0`.
@@ -141,7 +141,7 @@ impl RegistryClient {
     ///
     /// [`Error::InvalidConfig`] when executing a plan never accepted,
     /// [`Error::SiblingTagsChanged`], [`Error::DeletionDisabled`] for 400 and
-    /// 405 answers, access and transport errors.
+    /// 405 responses, access and transport errors.
     pub async fn delete(&self, plan: DeletePlan, execution: Execution) -> Result<DeleteOutcome> {
         if execution == Execution::DryRun {
             return Ok(DeleteOutcome { plan, execution });

@@ -1,5 +1,5 @@
 //! Client behaviours that distribution 2.8 cannot show, against a scripted
-//! loopback server. Each test says why it needs the mock; each fails when the
+//! loopback server. A comment on each test states why it needs the mock, and each test fails when the
 //! code that handles its case is removed.
 
 mod common;
@@ -136,7 +136,7 @@ async fn tags_stop_on_cyclic_link() {
     );
 }
 
-// Mock: distribution 2.8 never answers 413 to a large `n`.
+// Mock: distribution 2.8 never returns 413 for a large `n`.
 #[tokio::test]
 async fn tags_halve_page_size_on_413() {
     let server = MockServer::start(|request| {
@@ -194,7 +194,7 @@ fn rate_limited_once(retry_after: String) -> impl Fn(&MockRequest) -> MockRespon
     }
 }
 
-// Mock: distribution 2.8 never answers 429.
+// Mock: distribution 2.8 never returns 429.
 #[tokio::test]
 async fn retry_after_seconds_honoured() {
     let server = MockServer::start(rate_limited_once("1".to_owned())).await;
@@ -208,7 +208,7 @@ async fn retry_after_seconds_honoured() {
     assert_eq!(server.requests().len(), 2);
 }
 
-// Mock: distribution 2.8 never answers 429.
+// Mock: distribution 2.8 never returns 429.
 #[tokio::test]
 async fn retry_after_http_date_honoured() {
     let when = SystemTime::now() + Duration::from_secs(2);
@@ -223,7 +223,7 @@ async fn retry_after_http_date_honoured() {
     );
 }
 
-// Mock: distribution 2.8 never answers 429.
+// Mock: distribution 2.8 never returns 429.
 #[tokio::test]
 async fn retry_after_beyond_maximum_fails() {
     let server = MockServer::start(|_| MockResponse::new(429).header("Retry-After", "3600")).await;
@@ -266,6 +266,60 @@ async fn server_errors_retried_for_get_only() {
         .filter(|request| request.method == "POST")
         .count();
     assert_eq!(posts, 1, "a POST is not idempotent and must not be retried");
+}
+
+// Mock: the real registry cannot be made to drop a connection on cue.
+#[tokio::test]
+async fn connection_errors_retried() {
+    let calls = AtomicUsize::new(0);
+    let server = MockServer::start(move |_| {
+        if calls.fetch_add(1, Ordering::SeqCst) == 0 {
+            MockResponse::dropped()
+        } else {
+            tags_page(&["a"])
+        }
+    })
+    .await;
+    let client = client(&server);
+    assert_eq!(client.tags("app").await.unwrap(), ["a"]);
+    assert_eq!(client.stats().retries, 1);
+}
+
+// Mock: distribution 2.8 cannot issue a token that expires within a second.
+#[tokio::test]
+async fn token_refreshed_after_expiry() {
+    let issued = AtomicUsize::new(0);
+    let server = MockServer::start(move |request| {
+        let host = request.header("host").unwrap_or_default().to_owned();
+        if request.path() == "/token" {
+            let id = issued.fetch_add(1, Ordering::SeqCst) + 1;
+            return MockResponse::new(200)
+                .json(serde_json::json!({ "token": format!("token-{id}"), "expires_in": 1 }));
+        }
+        match request.header("authorization") {
+            Some(value) if value.starts_with("Bearer token-") => tags_page(&["a"]),
+            _ => MockResponse::new(401).header(
+                "WWW-Authenticate",
+                &format!(r#"Bearer realm="http://{host}/token",service="mock""#),
+            ),
+        }
+    })
+    .await;
+    let client = client(&server);
+    client.tags("app").await.unwrap();
+    client.tags("app").await.unwrap();
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    client.tags("app").await.unwrap();
+    let tokens: Vec<String> = server
+        .requests()
+        .iter()
+        .filter(|request| request.path() != "/token")
+        .filter_map(|request| request.header("authorization").map(str::to_owned))
+        .collect();
+    assert_eq!(
+        tokens,
+        ["Bearer token-1", "Bearer token-1", "Bearer token-2"]
+    );
 }
 
 // Mock: distribution 2.8 always sends Docker-Content-Digest.
@@ -387,7 +441,7 @@ async fn expired_token_401_refreshed() {
     assert_refreshes(&server).await;
 }
 
-// Mock: some registries answer an expired token with 403; distribution 2.8 does not.
+// Mock: some registries reject an expired token with 403; distribution 2.8 does not.
 #[tokio::test]
 async fn expired_token_403_refreshed() {
     let server = MockServer::start(expire_second_use(|_| {
@@ -398,7 +452,7 @@ async fn expired_token_403_refreshed() {
     assert_refreshes(&server).await;
 }
 
-// Mock: some registries answer an expired token with 400; distribution 2.8 does not.
+// Mock: some registries reject an expired token with 400; distribution 2.8 does not.
 #[tokio::test]
 async fn expired_token_400_refreshed() {
     let server = MockServer::start(expire_second_use(|_| {
@@ -409,8 +463,8 @@ async fn expired_token_400_refreshed() {
     assert_refreshes(&server).await;
 }
 
-/// A registry whose token endpoint issues `token-N`; the first token works
-/// once, and its second use gets the `expired` answer.
+/// Builds a registry whose token endpoint issues `token-N`. The first token
+/// works once, and its second use gets the `expired` response.
 fn expire_second_use(
     expired: impl Fn(&str) -> MockResponse + Send + Sync + 'static,
 ) -> impl Fn(&MockRequest) -> MockResponse {
@@ -490,7 +544,7 @@ async fn redirect_to_other_host_drops_credentials() {
     );
 }
 
-// Mock: counting requests in flight needs a server that can hold answers back.
+// Mock: counting requests in flight needs a server that can delay its responses.
 #[tokio::test]
 async fn concurrency_limited_per_registry() {
     let server = MockServer::start(|_| tags_page(&["a"]).delayed(Duration::from_millis(100))).await;
@@ -513,4 +567,56 @@ async fn missing_catalog_explained() {
     let error = client(&server).catalog().await.unwrap_err();
     assert!(matches!(error, Error::CatalogUnavailable { .. }), "{error}");
     assert!(error.to_string().contains("name the repositories"));
+}
+
+/// Collects formatted log lines in memory.
+#[derive(Clone, Default)]
+struct LogBuffer(Arc<std::sync::Mutex<Vec<u8>>>);
+
+impl std::io::Write for LogBuffer {
+    fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().unwrap().extend_from_slice(bytes);
+        Ok(bytes.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+// Mock: a token endpoint that rejects the password, plus a 403 "token expired",
+// both on cue, to drive every logged auth path in one test.
+#[tokio::test]
+async fn logs_never_contain_credentials() {
+    let buffer = LogBuffer::default();
+    let writer = buffer.clone();
+    let subscriber = tracing_subscriber::fmt()
+        .with_max_level(tracing::Level::TRACE)
+        .with_writer(move || writer.clone())
+        .finish();
+    let _guard = tracing::subscriber::set_default(subscriber);
+
+    let server = MockServer::start(expire_second_use(|_| {
+        MockResponse::new(403)
+            .json(serde_json::json!({"errors":[{"code":"DENIED","message":"token expired"}]}))
+    }))
+    .await;
+    let client = builder(&server)
+        .with_credential(Credential::basic("user", "sentinel-log-password"))
+        .build()
+        .unwrap();
+    client.tags("app").await.unwrap();
+    client.tags("app").await.unwrap();
+
+    let logs = String::from_utf8(buffer.0.lock().unwrap().clone()).unwrap();
+    assert!(
+        logs.contains("token expired"),
+        "the test must exercise the refresh path: {logs}"
+    );
+    assert!(!logs.contains("sentinel-log-password"));
+    assert!(!logs.contains("token-1"), "tokens must not be logged");
+    assert!(
+        !logs.contains("dXNlcjpzZW50aW5lbC1sb2ctcGFzc3dvcmQ"),
+        "the Basic header must not be logged"
+    );
 }

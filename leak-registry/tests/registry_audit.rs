@@ -64,7 +64,7 @@ fn row(
     )
 }
 
-/// Every tag, digest and platform that carries a planted secret.
+/// Lists every tag, digest and platform that carries a planted secret.
 fn expected_leaking(seeded: &Seeded) -> BTreeSet<Row> {
     BTreeSet::from([
         row("fixtures/app", &["1.0"], &seeded.app_1_0, None),
@@ -184,6 +184,14 @@ async fn audit_known_value_only() {
         !json.contains(&ground_truth_value("APP_POSTGRES_URL")),
         "the report must not carry the secret"
     );
+    for finding in &report.findings {
+        let prefix = format!("{}/{}:", registry.address, finding.repository);
+        assert!(
+            finding.finding.image.starts_with(&prefix),
+            "{}",
+            finding.finding.image
+        );
+    }
     let finding = &report.findings[0];
     let value = serde_json::to_value(finding).unwrap();
     for field in [
@@ -289,6 +297,28 @@ async fn scan_reference_all_platforms() {
     assert!(clean.coverage.complete);
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn scan_image_reference_text() {
+    let registry = Registry::start(Flavor::Anonymous).await;
+    let client = registry.client(Credential::Anonymous);
+    let seeded = seed(&client).await;
+    let scanner = Arc::new(Scanner::builder().build().unwrap());
+    let text = format!("{}/mirror/app:stable", registry.address);
+    let report = leak_registry::scan_image_reference(&text, true, scanner.clone())
+        .await
+        .unwrap();
+    let digests: BTreeSet<Option<String>> = report
+        .findings
+        .iter()
+        .map(|finding| finding.manifest_digest.clone())
+        .collect();
+    assert_eq!(digests, BTreeSet::from([Some(seeded.app_1_0.to_string())]));
+    let error = leak_registry::scan_image_reference("library/app:1", true, scanner)
+        .await
+        .unwrap_err();
+    assert!(matches!(error, Error::InvalidReference { .. }), "{error}");
+}
+
 #[tokio::test]
 async fn delete_names_sibling_tags() {
     let registry = Registry::start(Flavor::Anonymous).await;
@@ -331,6 +361,29 @@ async fn delete_names_sibling_tags() {
         client.tags("fixtures/app").await.unwrap().len(),
         3,
         "other repositories keep the digest"
+    );
+}
+
+#[tokio::test]
+async fn delete_with_token_scope() {
+    let tokens = common::token::TokenServer::start(USERNAME, PASSWORD).await;
+    let registry = Registry::start(Flavor::Token {
+        realm: tokens.realm(),
+    })
+    .await;
+    let client = registry.client(Credential::basic(USERNAME, PASSWORD));
+    let seeded = seed(&client).await;
+    let plan = client
+        .plan_delete("fixtures/env", &seeded.env)
+        .await
+        .unwrap();
+    let accepted = plan.accept(&["latest".to_owned()]).unwrap();
+    client.delete(accepted, Execution::Execute).await.unwrap();
+    assert!(client.tags("fixtures/env").await.unwrap().is_empty());
+    let scopes = tokens.scopes.lock().unwrap().clone();
+    assert!(
+        scopes.contains(&vec!["repository:fixtures/env:delete".to_owned()]),
+        "{scopes:?}"
     );
 }
 

@@ -47,7 +47,7 @@ pub enum Error {
         rotator: String,
         /// Operation whose response was unreadable.
         operation: String,
-        /// What was wrong with it.
+        /// The defect found in the response.
         reason: String,
     },
 
@@ -72,7 +72,7 @@ pub enum Error {
         key_id: String,
     },
 
-    /// The owner already holds its maximum number of credentials and freeing
+    /// The owner already has its maximum number of credentials, and freeing
     /// a slot would revoke a credential that is live and not leaked.
     #[error(
         "{rotator}: owner {owner} already holds its maximum of {limit} credentials and key \
@@ -99,7 +99,7 @@ pub enum Error {
         rotator: String,
         /// Owner whose state changed.
         owner: String,
-        /// Which credential changed and how.
+        /// The credentials planned and found.
         detail: String,
     },
 
@@ -129,7 +129,7 @@ pub enum Error {
         path: PathBuf,
         /// One-based line number.
         line: usize,
-        /// What is wrong with it.
+        /// The defect found.
         reason: String,
     },
 
@@ -148,7 +148,7 @@ pub enum Error {
     InvalidConfig {
         /// Field or option, such as `iam_base_url`.
         field: String,
-        /// What is wrong and what is expected.
+        /// The defect and the expected value.
         reason: String,
     },
 
@@ -157,7 +157,7 @@ pub enum Error {
     MissingCredentials {
         /// Rotator lacking credentials.
         rotator: String,
-        /// Which sources were tried.
+        /// The sources tried.
         reason: String,
     },
 
@@ -166,7 +166,7 @@ pub enum Error {
     InvalidLeakedCredential {
         /// Rotator given the credential.
         rotator: String,
-        /// What is wrong with it.
+        /// The defect found.
         reason: String,
     },
 
@@ -230,7 +230,7 @@ impl Error {
         }
     }
 
-    /// Returns true for errors that say a key is already gone, which the
+    /// Returns true for errors that report a key as already gone, which the
     /// [`Rotator::revoke`](crate::Rotator::revoke) contract treats as success.
     pub fn is_not_found(&self) -> bool {
         matches!(self, Error::KeyNotFound { .. })

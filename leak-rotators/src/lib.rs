@@ -59,7 +59,7 @@
 //! - GCP JWTs are signed RS256 with `ring`, already built for TLS by
 //!   `reqwest`, so GCP support adds no crypto crate.
 //! - The journal is one JSON-lines file per rotation, synced after each
-//!   record; the owner lock is an advisory `flock` that the operating
+//!   record. The owner lock is an advisory `flock`, which the operating
 //!   system releases when a process dies.
 //!
 //! # Security

@@ -50,7 +50,7 @@ pub struct Skipped {
     pub kind: String,
     /// Finding fingerprint.
     pub fingerprint: Fingerprint,
-    /// Why it was skipped.
+    /// Reason it was skipped.
     pub reason: String,
 }
 
@@ -67,8 +67,8 @@ pub struct Mapped {
 /// key ids paired with their secret access keys.
 ///
 /// Findings must carry their secret (`Finding::secret`), as findings from
-/// a scan in this process do; findings read back from a JSON report do not,
-/// and are skipped with a reason.
+/// a scan in this process do. Findings read back from a JSON report have no
+/// secret, so they are skipped with a reason.
 pub fn map_findings(findings: &[Finding]) -> Mapped {
     let mut mapped = Mapped::default();
     let mut seen = BTreeSet::new();

@@ -120,8 +120,8 @@ pub struct Capabilities {
     pub can_deactivate: bool,
     /// Whether the rotator can create credentials, or only revoke them.
     pub can_create: bool,
-    /// Longest time a new credential may take to authenticate after
-    /// creation; the engine keeps verifying at least this long.
+    /// Maximum time a new credential may take to authenticate after
+    /// creation. The engine keeps verifying at least this long.
     pub max_propagation: Duration,
 }
 
@@ -183,7 +183,7 @@ pub struct Identity {
     pub leaked_key_id: String,
 }
 
-/// The principal that holds credentials: an IAM user, a service account,
+/// The principal that owns credentials: an IAM user, a service account,
 /// an account of an HTTP service.
 #[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 pub struct Owner {
@@ -223,7 +223,7 @@ pub struct CredentialInfo {
     pub id: String,
     /// Whether the provider accepts it.
     pub status: CredentialStatus,
-    /// Creation time as the provider writes it, when it says.
+    /// Creation time in the provider's format, when the provider returns one.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub created_at: Option<String>,
 }
@@ -270,7 +270,7 @@ pub enum Verification {
     /// Nothing could be concluded: a timeout, an HTML page, a rate limit or
     /// an unexpected status.
     Indeterminate {
-        /// What was received instead of a clear answer.
+        /// The response or failure received instead of a clear result.
         reason: String,
     },
 }

@@ -1,10 +1,11 @@
 //! Destinations for new secrets: the [`SecretSink`] trait, a file sink and a
 //! JSON-lines sink for standard output.
 //!
-//! A sink holds a new secret in two stages. [`SecretSink::put_pending`]
-//! stores it where consumers do not read it yet; [`SecretSink::promote`]
-//! makes it the current secret once the provider has accepted it;
-//! [`SecretSink::discard`] drops a pending secret after a rollback. The
+//! A sink stores a new secret in two stages. [`SecretSink::put_pending`]
+//! stores it where consumers do not read it yet, and
+//! [`SecretSink::promote`] makes it the current secret once the provider has
+//! accepted it. [`SecretSink::discard`] drops a pending secret after a
+//! rollback. The
 //! engine never promotes a secret that has not verified as live.
 
 use std::fmt::Debug;
@@ -32,9 +33,9 @@ pub struct SinkEntry<'a> {
 
 /// A place where new secrets are stored for their consumers.
 ///
-/// Implementations MUST make `promote` and `discard` idempotent: the engine
-/// repeats them after a crash. `promote` of a fingerprint that is already
-/// current, and `discard` of one that is not pending, succeed.
+/// Implementations MUST make `promote` and `discard` idempotent, because the
+/// engine repeats them after a crash. Promoting a fingerprint that is
+/// already current succeeds, and so does discarding one that is not pending.
 pub trait SecretSink: Send + Sync + Debug {
     /// Describes the sink for logs and errors, such as `file:/etc/app/key.json`.
     fn describe(&self) -> String;
@@ -74,14 +75,14 @@ struct SinkDocument {
 /// Writes the secret to a file, replacing it atomically, with mode 0600.
 ///
 /// The pending secret goes to `PATH.pending`; promoting renames it to `PATH`.
-/// Each write goes to a temporary file in the same directory that is synced
-/// and renamed into place, and the directory is synced after each rename, so
-/// a crash leaves either the old or the new file, never a partial one.
+/// Each write goes to a temporary file in the same directory, which is
+/// synced and renamed into place. The directory is synced after each rename,
+/// so a crash leaves either the old or the new file, never a partial one.
 ///
-/// The file holds a JSON object with `rotator`, `owner`, `key_id`,
-/// `fingerprint` and `secret` (the secret as text), unless
-/// [`FileSink::with_raw_secret`] is set, in which case it holds only the
-/// secret bytes (a GCP key file, for example).
+/// The file contains a JSON object with `rotator`, `owner`, `key_id`,
+/// `fingerprint` and `secret` (the secret as text). With
+/// [`FileSink::with_raw_secret`] it contains only the secret bytes (a GCP
+/// key file, for example).
 ///
 /// # Security
 ///
@@ -267,10 +268,16 @@ struct SinkEvent<'a> {
 /// # Security
 ///
 /// The `pending` line contains the secret in clear: point this sink at a
-/// pipe into a secret store, never at a terminal or a log.
-#[derive(Debug)]
+/// pipe into a secret store, never at a terminal or a log. `Debug` does not
+/// print the writer, whose buffer may hold that line.
 pub struct JsonLinesSink<W: Write + Send + Debug> {
     out: Mutex<W>,
+}
+
+impl<W: Write + Send + Debug> Debug for JsonLinesSink<W> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("JsonLinesSink").finish_non_exhaustive()
+    }
 }
 
 impl JsonLinesSink<io::Stdout> {

@@ -1,9 +1,9 @@
-//! Crash tests: execution stops right after each journal record in turn (as
-//! if the process died there), a new engine resumes, and the end state must
-//! be correct: the new secret current in the sink and accepted by the
-//! provider, the leaked key gone, and no key left over.
+//! Crash tests. Execution stops right after each journal record in turn, as
+//! if the process died there, and a new engine resumes. The end state must
+//! be correct: the new secret is current in the sink and accepted by the
+//! provider, the leaked key is gone, and no key is left over.
 //!
-//! The in-memory double stands in for the provider because moto accepts
+//! The in-memory double replaces the provider because moto accepts
 //! inactive keys and has no propagation delay.
 
 use std::path::Path;
@@ -209,5 +209,76 @@ async fn crash_during_resume_resumes() {
             let name = format!("second crash after {second_stop}");
             check_end_state(&name, first_stop, &rotator, &sink, &leaked, 1);
         }
+    }
+}
+
+#[tokio::test]
+async fn every_rollback_point_resumes() {
+    let rollback_policy = VerifyPolicy {
+        new_key_timeout: Some(Duration::from_millis(100)),
+        ..policy()
+    };
+    let run_engine =
+        |rotator: &MemoryRotator, sink: &MemorySink, dir: &Path, stop: Option<usize>| {
+            let mut builder = Engine::builder(Arc::new(rotator.clone()))
+                .with_sink(Arc::new(sink.clone()))
+                .with_journal_dir(dir)
+                .with_verify_policy(rollback_policy.clone());
+            if let Some(records) = stop {
+                builder = builder.with_stop_after_records(records);
+            }
+            builder.build().unwrap()
+        };
+
+    let dir = tempfile::tempdir().unwrap();
+    let rotator = MemoryRotator::new().with_new_keys_never_live();
+    let sink = MemorySink::new();
+    let leaked = rotator.plant_key("alice");
+    let engine = run_engine(&rotator, &sink, dir.path(), None);
+    let plan = engine.plan(&leaked, &PlanOptions::default()).await.unwrap();
+    let error = engine.execute(&plan, Some(&leaked)).await.unwrap_err();
+    assert!(matches!(error, Error::NewKeyNotLive { .. }), "{error}");
+    let journal = std::fs::read_dir(dir.path())
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .find(|p| p.extension().is_some_and(|e| e == "jsonl"))
+        .unwrap();
+    let total = std::fs::read_to_string(journal).unwrap().lines().count();
+
+    for stop in 1..=total {
+        let dir = tempfile::tempdir().unwrap();
+        let rotator = MemoryRotator::new().with_new_keys_never_live();
+        let sink = MemorySink::new();
+        let leaked = rotator.plant_key("alice");
+        let first = run_engine(&rotator, &sink, dir.path(), Some(stop));
+        let plan = first.plan(&leaked, &PlanOptions::default()).await.unwrap();
+        assert!(matches!(
+            first.execute(&plan, Some(&leaked)).await,
+            Err(Error::Stopped { .. })
+        ));
+        drop(first);
+
+        let second = run_engine(&rotator, &sink, dir.path(), None);
+        for journal in second.unfinished().unwrap() {
+            match second.resume(&journal, Some(&leaked)).await {
+                Ok(report) => assert_eq!(report.outcome, Outcome::RolledBack, "stop {stop}"),
+                Err(Error::NewKeyNotLive { .. }) => {}
+                Err(other) => panic!("stop {stop}: resume failed: {other}"),
+            }
+        }
+        assert!(second.unfinished().unwrap().is_empty(), "stop {stop}");
+        let keys = rotator.keys("alice");
+        assert_eq!(keys.len(), 1, "stop {stop}: keys {keys:?}");
+        assert_eq!(Some(&keys[0].id), leaked.key_id.as_ref(), "stop {stop}");
+        assert_eq!(
+            keys[0].status,
+            leak_rotators::CredentialStatus::Active,
+            "stop {stop}"
+        );
+        assert!(sink.pending().is_none(), "stop {stop}: pending secret left");
+        assert!(
+            sink.current().is_none(),
+            "stop {stop}: unverified secret promoted"
+        );
     }
 }

@@ -227,3 +227,29 @@ fn debug_output_hides_sentinel() {
         assert!(!text.contains(sentinel), "{text}");
     }
 }
+
+#[tokio::test]
+async fn second_rotation_of_owner_is_locked_out() {
+    let dir = tempfile::tempdir().unwrap();
+    let rotator = MemoryRotator::new().with_propagation(Duration::from_millis(800));
+    let sink = MemorySink::new();
+    let leaked = rotator.plant_key("alice");
+    let first = engine(&rotator, &sink, dir.path());
+    let second = engine(&rotator, &sink, dir.path());
+    let plan = first.plan(&leaked, &PlanOptions::default()).await.unwrap();
+
+    let running = first.execute(&plan, Some(&leaked));
+    let competing = async {
+        // Let the first rotation take the lock and start polling.
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        second.execute(&plan, Some(&leaked)).await
+    };
+    let (first_result, second_result) = tokio::join!(running, competing);
+
+    assert_eq!(first_result.unwrap().outcome, Outcome::Rotated);
+    assert!(
+        matches!(second_result, Err(Error::OwnerLocked { .. })),
+        "{second_result:?}"
+    );
+    assert_eq!(rotator.created_count(), 1);
+}

@@ -213,3 +213,10 @@ url = "http://127.0.0.1/t"
         "{error}"
     );
 }
+
+#[test]
+fn debug_hides_admin_token() {
+    let service = TokenService::start();
+    let rotator = rotator(&service, false);
+    assert!(!format!("{rotator:?}").contains(ADMIN_TOKEN));
+}

@@ -136,12 +136,9 @@ impl<'a> Walker<'a> {
                         self.entries.len(),
                         last_path
                     );
-                    let gap = self.gap(
-                        GapKind::TarCorrupt,
-                        Severity::Error,
-                        Some(&last_path),
-                        detail,
-                    );
+                    // Before the first entry there is no path to name.
+                    let path = (!self.entries.is_empty()).then_some(last_path.as_str());
+                    let gap = self.gap(GapKind::TarCorrupt, Severity::Error, path, detail);
                     self.gaps.push(gap);
                     break;
                 }
@@ -173,7 +170,11 @@ impl<'a> Walker<'a> {
                     return true;
                 }
             }
-            EntryKind::File | EntryKind::Other if sized => {}
+            _ if sized => {
+                // Directories, symlinks and whiteouts carry no data in a
+                // well-formed layer, but a tar may give them some, and those
+                // bytes are in the image too.
+            }
             _ => {
                 self.by_path.insert(key, (entry_index, Vec::new()));
                 return true;

@@ -135,6 +135,14 @@ impl LayerBuilder {
         self
     }
 
+    /// Appends an entry of any type that carries `data`, as a damaged or
+    /// hostile tar may (a directory or symlink with content).
+    pub fn entry_with_data(mut self, name: &str, kind: u8, data: &[u8], link: &str) -> Self {
+        let block = header(name.as_bytes(), kind, data.len() as u64, link.as_bytes());
+        self.block(&block, data);
+        self
+    }
+
     /// Appends a regular file.
     pub fn file(self, name: &str, data: &[u8]) -> Self {
         self.entry(name.as_bytes(), b'0', data, b"")
@@ -175,7 +183,7 @@ impl LayerBuilder {
     }
 
     /// Appends a regular file whose name travels in a PAX `path` record;
-    /// the ustar name field holds a short placeholder.
+    /// the ustar name field contains a short placeholder.
     pub fn pax_file(mut self, name: &str, data: &[u8]) -> Self {
         let record_body = format!(" path={name}\n");
         // The length prefix counts itself; find the fixed point.
@@ -452,7 +460,7 @@ pub fn image_info(blobs: &[Vec<u8>], tars: &[Vec<u8>]) -> ImageInfo {
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Seen {
     /// Fake known value number, or the rule id for rule findings.
-    pub what: String,
+    pub label: String,
     /// Layer index.
     pub layer: usize,
     /// Reported path.
@@ -464,22 +472,22 @@ pub struct Seen {
     /// Layer that hid it.
     pub removed_by: Option<usize>,
     /// How it was hidden.
-    pub how: Option<Removal>,
+    pub removed_how: Option<Removal>,
     /// Entry that hid it.
-    pub entry: Option<String>,
+    pub removed_by_entry: Option<String>,
 }
 
 /// Returns a present finding of known value `n`.
 pub fn present(n: usize, layer: usize, path: &str, line: u64) -> Seen {
     Seen {
-        what: known(n),
+        label: known(n),
         layer,
         path: path.to_owned(),
         line: Some(line),
         present: true,
         removed_by: None,
-        how: None,
-        entry: None,
+        removed_how: None,
+        removed_by_entry: None,
     }
 }
 
@@ -496,13 +504,13 @@ pub fn removed(
     Seen {
         present: false,
         removed_by: Some(removed_by),
-        how: Some(how),
-        entry: Some(by.to_owned()),
+        removed_how: Some(how),
+        removed_by_entry: Some(by.to_owned()),
         ..present(n, layer, path, line)
     }
 }
 
-fn what(finding: &Finding) -> String {
+fn label(finding: &Finding) -> String {
     let secret = finding
         .secret
         .as_ref()
@@ -530,14 +538,14 @@ pub fn seen(findings: &[Finding]) -> Vec<Seen> {
                 removed_by_entry,
                 ..
             } => Some(Seen {
-                what: what(finding),
+                label: label(finding),
                 layer: *layer_index,
                 path: path.clone(),
                 line: *line,
                 present: *present_in_final_fs,
                 removed_by: *removed_by_layer,
-                how: *removed_how,
-                entry: removed_by_entry.clone(),
+                removed_how: *removed_how,
+                removed_by_entry: removed_by_entry.clone(),
             }),
             _ => None,
         })

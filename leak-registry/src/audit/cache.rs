@@ -13,7 +13,7 @@ use crate::error::{Error, Result};
 /// Bumped when the cached format or the meaning of a cached report changes.
 const CACHE_FORMAT: &str = "leak-registry-layer-cache-1";
 
-/// Where a layer report came from.
+/// The cache level that served a layer report.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) enum CacheHit {
     Memory,
@@ -37,7 +37,7 @@ impl LayerCache {
         }
     }
 
-    /// The hash of the rules, known values and options that reports are valid for.
+    /// Returns the hash of the rules, known values and options that the reports are valid for.
     pub(crate) fn key(&self) -> &str {
         &self.key
     }

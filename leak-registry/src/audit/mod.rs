@@ -5,15 +5,15 @@
 mod cache;
 mod pipeline;
 mod report;
+mod single;
 
-use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
+use std::collections::{BTreeMap, BTreeSet, HashSet};
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 
 use leak_core::{
-    Fingerprint, Gap, GapKind, ImageReport, KnownValues, Report, RuleSet, ScanOptions, Scanner,
-    Severity,
+    Fingerprint, Gap, GapKind, ImageReport, KnownValues, RuleSet, ScanOptions, Scanner, Severity,
 };
 use oci_spec::image::Digest;
 use tokio::sync::Semaphore;
@@ -22,11 +22,11 @@ use tokio::task::JoinSet;
 use crate::client::RegistryClient;
 use crate::error::{Error, Result};
 use crate::manifest::{Manifest, ManifestKind, ResolvedImages};
-use crate::reference::Reference;
 use cache::{LayerCache, scanner_key};
 use pipeline::{LayerCounters, Pipeline, PreparedImage};
 
 pub use report::{AuditFinding, AuditReport, AuditStats, Carrier, Exposure, LayerExposure};
+pub use single::{scan_image_reference, scan_reference};
 
 /// Default number of layers downloaded and scanned at once.
 const DEFAULT_LAYER_CONCURRENCY: usize = 4;
@@ -226,7 +226,7 @@ impl AuditBuilder {
     }
 }
 
-/// Where one image manifest was found.
+/// One image manifest and the repositories that reach it.
 #[derive(Debug)]
 struct ImageEntry {
     manifest: Arc<Manifest>,
@@ -234,7 +234,7 @@ struct ImageEntry {
     carriers: BTreeMap<String, RepositoryCarrier>,
 }
 
-/// How one repository reaches an image manifest.
+/// The tags, indexes and platform through which one repository reaches an image manifest.
 #[derive(Debug, Default)]
 struct RepositoryCarrier {
     tags: BTreeSet<String>,
@@ -243,7 +243,7 @@ struct RepositoryCarrier {
     platform: Option<String>,
 }
 
-/// What enumeration found.
+/// The repositories, tags and images found by enumeration.
 #[derive(Debug, Default)]
 struct Inventory {
     repositories: usize,
@@ -259,7 +259,7 @@ impl Audit {
         AuditBuilder::new(client)
     }
 
-    /// The hash of the rules, known values and options that keys the layer cache.
+    /// Returns the hash of the rules, known values and options that keys the layer cache.
     pub fn cache_key(&self) -> &str {
         self.pipeline.cache.key()
     }
@@ -294,12 +294,7 @@ impl Audit {
             self.record_image(entry, image_report, &mut report, &mut exposures);
         }
         report.exposures = exposures.into_values().collect();
-        report.coverage.complete = report.coverage.images.iter().all(|image| !image.partial)
-            && !report
-                .coverage
-                .gaps
-                .iter()
-                .any(|gap| gap.severity == Severity::Error);
+        report.coverage.complete = is_complete(&report.coverage);
         report.stats = self.stats(&inventory, layers.len());
         Ok(report)
     }
@@ -428,8 +423,15 @@ impl Audit {
                     exposure.carriers.push(carrier.clone());
                     exposure.carriers.sort();
                 }
+                let mut carried = finding.clone();
+                carried.image = image_reference(
+                    &report.registry,
+                    &carrier.repository,
+                    carrier.tags.first(),
+                    &entry.manifest.digest,
+                );
                 report.findings.push(AuditFinding {
-                    finding: finding.clone(),
+                    finding: carried,
                     repository: carrier.repository.clone(),
                     tags: carrier.tags.clone(),
                 });
@@ -536,89 +538,11 @@ fn image_reference(
     }
 }
 
-/// Scans one registry image (`REGISTRY/REPOSITORY:TAG` or `@sha256:...`),
-/// every platform of an index included, and returns the scan report.
-///
-/// The client must be for the reference's registry. Platforms the scanner
-/// does not select and attestation manifests are reported as coverage gaps.
-///
-/// # Errors
-///
-/// [`Error::InvalidConfig`] when the client is for another registry, and
-/// the registry errors of resolving the reference.
-pub async fn scan_reference(
-    client: &RegistryClient,
-    reference: &Reference,
-    scanner: Arc<Scanner>,
-) -> Result<Report> {
-    if client.registry() != reference.registry() {
-        return Err(Error::InvalidConfig {
-            reason: format!(
-                "the client is for registry {}, not {}",
-                client.registry(),
-                reference.registry()
-            ),
-        });
-    }
-    let repository = reference.repository();
-    let resolved = client
-        .resolve_images(repository, &reference.manifest_reference())
-        .await?;
-    let pipeline = Arc::new(Pipeline {
-        client: client.clone(),
-        scanner: scanner.clone(),
-        cache: Arc::new(LayerCache::new(String::new(), None)),
-        counters: Arc::new(LayerCounters::default()),
-        layer_limit: Arc::new(Semaphore::new(DEFAULT_LAYER_CONCURRENCY)),
-        progress: None,
-    });
-    let mut report = Report::default();
-    if resolved.attestations_skipped > 0 {
-        report.coverage.gaps.push(Gap::new(
-            GapKind::AttestationSkipped,
-            Severity::Info,
-            format!(
-                "{reference}: {} attestation manifest(s) skipped",
-                resolved.attestations_skipped
-            ),
-        ));
-    }
-    let mut prepared = Vec::new();
-    for image in resolved.images {
-        if !scanner.selects_platform(image.platform.as_deref()) {
-            report.coverage.gaps.push(Gap::new(
-                GapKind::PlatformNotSelected,
-                Severity::Info,
-                format!(
-                    "{reference}: platform {} was not selected",
-                    image.platform.as_deref().unwrap_or("unknown")
-                ),
-            ));
-            continue;
-        }
-        prepared.push(
-            pipeline
-                .prepare(
-                    repository,
-                    &image.manifest,
-                    image.platform.clone(),
-                    reference.to_string(),
-                )
-                .await?,
-        );
-    }
-    let layers: HashMap<_, _> = pipeline.scan_layers(&prepared).await?;
-    for image in prepared {
-        let image_report = pipeline.assemble(image, &layers);
-        report.findings.extend(image_report.findings);
-        report.coverage.images.push(image_report.coverage);
-        report.coverage.gaps.extend(image_report.gaps);
-    }
-    report.coverage.complete = report.coverage.images.iter().all(|image| !image.partial)
-        && !report
-            .coverage
+/// Returns true when every image was scanned completely and no gap is an error.
+fn is_complete(coverage: &leak_core::Coverage) -> bool {
+    coverage.images.iter().all(|image| !image.partial)
+        && !coverage
             .gaps
             .iter()
-            .any(|gap| gap.severity == Severity::Error);
-    Ok(report)
+            .any(|gap| gap.severity == Severity::Error)
 }

@@ -97,7 +97,7 @@ pub struct AuditReport {
     pub exposures: Vec<Exposure>,
     /// Carriers of each layer named as leaked.
     pub leaked_layers: Vec<LayerExposure>,
-    /// What was covered, per image.
+    /// Coverage per image, and the gaps.
     pub coverage: Coverage,
     /// Request, byte and cache counters.
     pub stats: AuditStats,

@@ -15,7 +15,7 @@ use crate::error::{Error, Result};
 /// A loaded docker `config.json`.
 ///
 /// Lookup order for a registry host: its `credHelpers` entry, then its
-/// `auths` entry when that holds a user name and password or an identity
+/// `auths` entry when that contains a user name and password or an identity
 /// token, then the `credsStore` helper. Keys of `auths` may carry a scheme
 /// or a path (`https://host/v1/`); only the host is compared.
 ///

@@ -13,8 +13,8 @@ use super::{Challenge, Credential, Scope};
 use crate::client::Stats;
 use crate::error::{Error, Result};
 
-/// Token lifetime the distribution token spec tells clients to assume when
-/// `expires_in` is missing.
+/// Token lifetime that the distribution token specification has clients
+/// assume when `expires_in` is missing.
 const DEFAULT_TOKEN_LIFETIME: Duration = Duration::from_secs(60);
 
 /// Tokens are refreshed this long before they expire, capped at a tenth of
@@ -35,7 +35,7 @@ struct CachedToken {
     refresh_at: Instant,
 }
 
-/// What the client should do after a 401, 403 or 400.
+/// The client's next step after a 401, 403 or 400.
 #[derive(Debug, PartialEq, Eq)]
 pub(crate) enum TokenFetch {
     /// New credentials are available: send the request again.
@@ -104,7 +104,7 @@ impl Auth {
 
     /// Records a 401 challenge and drops the cached token for `scopes`.
     ///
-    /// `sent` says whether the failed request carried an `Authorization` header.
+    /// `sent` is true when the failed request carried an `Authorization` header.
     pub(crate) fn on_unauthorized(
         &self,
         header: Option<&str>,

@@ -195,7 +195,7 @@ impl RegistryClient {
         self.inner.stats.snapshot()
     }
 
-    /// Checks that `/v2/` answers, authenticating when the registry asks.
+    /// Checks that `/v2/` responds, authenticating when the registry requests it.
     ///
     /// # Errors
     ///

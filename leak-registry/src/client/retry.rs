@@ -1,4 +1,4 @@
-//! Retry policy: which answers are retried, and how long to wait.
+//! Retry policy: which responses are retried, and how long to wait.
 
 use std::hash::{BuildHasher as _, Hasher as _};
 use std::time::{Duration, SystemTime};

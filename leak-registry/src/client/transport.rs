@@ -28,7 +28,7 @@ pub(crate) struct Request {
     pub(crate) headers: HeaderMap,
     pub(crate) body: Option<Bytes>,
     pub(crate) scopes: Vec<Scope>,
-    /// What the request does, for logs and errors, such as `GET manifest app:1.0`.
+    /// The operation name for logs and errors, such as `GET manifest app:1.0`.
     pub(crate) operation: String,
     /// Whether sending it twice has the same effect as sending it once.
     pub(crate) idempotent: bool,
@@ -98,7 +98,7 @@ impl Reply {
         &self.headers
     }
 
-    /// The URL that produced this response, after redirects.
+    /// Returns the URL that produced this response, after redirects.
     pub(crate) fn url(&self) -> &Url {
         &self.url
     }
@@ -274,7 +274,7 @@ impl RegistryClient {
     }
 
     /// Sends once with authorization, fetching a new token once when the
-    /// registry answers 401, or 403/400 saying the token expired.
+    /// registry returns 401, or 403/400 with a body stating that the token expired.
     async fn send_authorized(&self, request: &Request) -> std::result::Result<Reply, Transport> {
         let inner = &self.inner;
         let mut refreshed = false;
@@ -421,8 +421,8 @@ impl From<Error> for Transport {
     }
 }
 
-/// Returns true when an error body says the token expired; some registries
-/// answer an expired token with 403 or 400 instead of a 401 challenge.
+/// Returns true when an error body states that the token expired. Some
+/// registries reject an expired token with 403 or 400 instead of a 401 challenge.
 fn says_token_expired(body: &[u8]) -> bool {
     let text = String::from_utf8_lossy(body).to_ascii_lowercase();
     text.contains("token expired")

@@ -1,4 +1,4 @@
-//! A loopback HTTP/1.1 server whose answers each test scripts, for the
+//! A loopback HTTP/1.1 server whose responses each test scripts, for the
 //! registry behaviours the real registry here cannot show on cue.
 
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -47,7 +47,7 @@ impl MockRequest {
     }
 }
 
-/// A scripted answer.
+/// A scripted response.
 #[derive(Clone, Debug)]
 pub struct MockResponse {
     pub status: u16,
@@ -56,8 +56,10 @@ pub struct MockResponse {
     /// Close the connection after this many body bytes, with the full
     /// `Content-Length` already sent.
     pub truncate_at: Option<usize>,
-    /// Wait this long before answering.
+    /// Wait this long before responding.
     pub delay: Option<std::time::Duration>,
+    /// Close the connection without sending anything.
+    pub drop_connection: bool,
 }
 
 impl MockResponse {
@@ -68,6 +70,7 @@ impl MockResponse {
             body: Vec::new(),
             truncate_at: None,
             delay: None,
+            drop_connection: false,
         }
     }
 
@@ -91,6 +94,13 @@ impl MockResponse {
         self
     }
 
+    pub fn dropped() -> Self {
+        MockResponse {
+            drop_connection: true,
+            ..MockResponse::new(500)
+        }
+    }
+
     pub fn truncated(mut self, at: usize) -> Self {
         self.truncate_at = Some(at);
         self
@@ -103,7 +113,7 @@ type Handler = dyn Fn(&MockRequest) -> MockResponse + Send + Sync;
 pub struct MockServer {
     pub address: String,
     pub requests: Arc<Mutex<Vec<MockRequest>>>,
-    /// The most requests that were being answered at the same time.
+    /// The maximum number of requests handled at the same time.
     pub max_in_flight: Arc<AtomicUsize>,
 }
 
@@ -165,6 +175,9 @@ async fn serve(mut stream: TcpStream, shared: Shared) -> std::io::Result<()> {
         tokio::time::sleep(delay).await;
     }
     shared.in_flight.fetch_sub(1, Ordering::SeqCst);
+    if response.drop_connection {
+        return Ok(());
+    }
     let mut head = format!("HTTP/1.1 {} Mock\r\n", response.status);
     for (name, value) in &response.headers {
         head.push_str(&format!("{name}: {value}\r\n"));

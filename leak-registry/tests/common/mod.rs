@@ -103,7 +103,7 @@ impl Registry {
         );
     }
 
-    /// A client for this registry with the given credentials.
+    /// Builds a client for this registry with the given credentials.
     pub fn client(&self, credential: Credential) -> RegistryClient {
         RegistryClient::builder(self.address.clone())
             .with_insecure(true)

@@ -103,9 +103,9 @@ fn parse_scope(scope: &str) -> Option<serde_json::Value> {
     Some(serde_json::json!({ "type": kind, "name": name, "actions": actions }))
 }
 
-/// The key id distribution's libtrust derives from a public key: base32 of
-/// the first 30 bytes of the SHA-256 of the DER SubjectPublicKeyInfo, in
-/// colon-separated groups of four.
+/// Computes the key id that distribution's libtrust derives from a public
+/// key: base32 of the first 30 bytes of the SHA-256 of the DER
+/// SubjectPublicKeyInfo, in colon-separated groups of four.
 fn libtrust_key_id(point: &[u8]) -> String {
     let mut spki = hex::decode(P256_SPKI_PREFIX).unwrap();
     spki.extend_from_slice(point);

@@ -62,7 +62,7 @@ impl AwsCredentials {
     }
 }
 
-/// What the environment and shared files say: credentials and region.
+/// Credentials and region read from the environment and shared files.
 #[derive(Debug, Default)]
 pub(crate) struct ResolvedConfig {
     pub(crate) credentials: Option<AwsCredentials>,

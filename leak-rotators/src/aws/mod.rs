@@ -6,15 +6,17 @@
 //! `ListAccessKeys`, `CreateAccessKey`, `UpdateAccessKey`,
 //! `DeleteAccessKey`, `sts:GetCallerIdentity`). Signing them with the
 //! official `aws-sigv4` crate and sending them with the workspace's
-//! `reqwest` costs little to build, while `aws-config` + `aws-sdk-iam` +
-//! `aws-sdk-sts` pull in the whole Smithy runtime, a generated IAM client of
-//! several hundred operations and, with its `rustls` feature, `aws-lc-sys`
-//! (a C and assembly build). Measured on this project's 2-core build
-//! machine, each from an empty target directory with `cargo build -j 2`
-//! (debug) while other builds were running: `aws-sigv4` +
+//! `reqwest` costs little to build. In contrast, `aws-config` +
+//! `aws-sdk-iam` + `aws-sdk-sts` pull in the whole Smithy runtime, a
+//! generated client for every IAM operation and, with their `rustls`
+//! feature, `aws-lc-sys` (a C and assembly build).
+//!
+//! Build times, measured once on this project's 2-core build machine with
+//! `cargo build -j 2` (debug) from an empty target directory while other
+//! builds were running, so treat them as rough: `aws-sigv4` +
 //! `aws-credential-types` + `aws-smithy-runtime-api` + `reqwest` + `tokio`
-//! took about 31 s; `aws-config` + `aws-sdk-iam` + `aws-sdk-sts` took
-//! about 161 s.
+//! took 31 s; `aws-config` 1.13 + `aws-sdk-iam` 1.133 + `aws-sdk-sts` took
+//! 161 s.
 //!
 //! The price is a hand-rolled credential chain, described in
 //! [`AwsCredentials`]'s module: environment variables and shared

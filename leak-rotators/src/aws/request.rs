@@ -1,6 +1,6 @@
 //! Signed AWS Query API calls (IAM and STS) over the shared HTTP client.
 
-use std::time::SystemTime;
+use std::time::{Duration, SystemTime};
 
 use aws_sigv4::http_request::{SignableBody, SignableRequest, SigningSettings, sign};
 use aws_sigv4::sign::v4;
@@ -109,12 +109,41 @@ impl AwsClient {
         credentials: &AwsCredentials,
         idempotency: Idempotency,
     ) -> Result<std::result::Result<Element, AwsError>> {
-        let response = self
-            .send(service, action, params, credentials, idempotency)
-            .await?;
-        parse_response(action, &response)
+        let mut attempt = 1;
+        loop {
+            let response = self
+                .send(service, action, params, credentials, idempotency)
+                .await?;
+            let parsed = parse_response(action, &response)?;
+            let throttled =
+                matches!(&parsed, Err(error) if THROTTLING_CODES.contains(&error.code.as_str()));
+            if !throttled
+                || idempotency == Idempotency::NotIdempotent
+                || attempt >= THROTTLING_ATTEMPTS
+            {
+                return Ok(parsed);
+            }
+
+            let delay = Duration::from_millis(500 * 2u64.pow(attempt - 1));
+            tracing::info!(
+                rotator = ROTATOR,
+                operation = action,
+                attempt,
+                delay_ms = delay.as_millis() as u64,
+                "throttled by AWS, retrying"
+            );
+            tokio::time::sleep(delay).await;
+            attempt += 1;
+        }
     }
 }
+
+/// AWS reports throttling with HTTP 400 and one of these codes, which the
+/// shared client's status-based retry does not catch.
+const THROTTLING_CODES: [&str; 3] = ["Throttling", "ThrottlingException", "RequestLimitExceeded"];
+
+/// Maximum attempts of an idempotent call that AWS throttles.
+const THROTTLING_ATTEMPTS: u32 = 4;
 
 /// Encodes the Query API form body.
 fn form_body(action: &str, service: Service, params: &[(&str, &str)]) -> String {

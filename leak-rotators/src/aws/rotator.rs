@@ -24,7 +24,7 @@ use crate::rotator::{
 /// plan handles that limit.
 ///
 /// Temporary keys (`ASIA...`) are rejected with
-/// [`Error::TemporaryCredential`], which says what to do instead.
+/// [`Error::TemporaryCredential`], whose message explains what to do instead.
 #[derive(Debug, Clone)]
 pub struct AwsRotator {
     client: AwsClient,

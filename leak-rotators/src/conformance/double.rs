@@ -35,7 +35,7 @@ struct State {
 /// - A new key verifies as dead until `propagation` has passed, as a fresh
 ///   AWS key does for several seconds.
 /// - An inactive key verifies as dead (moto accepts it).
-/// - An owner holds at most `limit` keys, inactive ones included.
+/// - An owner has at most `limit` keys, inactive ones included.
 ///
 /// Clones share one provider state, so a test can keep a handle while the
 /// engine owns another.
@@ -276,7 +276,7 @@ impl Rotator for MemoryRotator {
                 operation: "create".to_owned(),
                 status: 409,
                 code: "LimitExceeded".to_owned(),
-                message: format!("owner {} already holds {count} keys", owner.id),
+                message: format!("owner {} already has the maximum of {count} keys", owner.id),
             });
         }
         let (id, secret) = issue(&mut state, &owner.id, Instant::now());

@@ -81,7 +81,7 @@ pub struct ConformanceReport {
 pub struct ConformanceFailure {
     /// Name of the check.
     pub check: &'static str,
-    /// What was expected and what happened.
+    /// The expected and the actual behaviour.
     pub detail: String,
 }
 

@@ -1,7 +1,7 @@
 //! The rotation journal: append-only JSON lines, synced after each record.
 //!
 //! The engine writes an `intent` record before each side effect and a
-//! `done` or `failed` record after it, so after a crash the last record says
+//! `done` or `failed` record after it. After a crash, the last record shows
 //! exactly which side effect may or may not have happened. Records carry key
 //! ids and fingerprints, never a secret. [`Progress`] is the state obtained
 //! by replaying the records; the writer applies each record it appends, so a
@@ -19,7 +19,7 @@ use serde::{Deserialize, Serialize};
 use super::plan::{Plan, Step};
 use crate::error::{Error, Result};
 
-/// How a rotation ended.
+/// The end state of a rotation.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum Outcome {
@@ -94,7 +94,7 @@ pub enum Record {
     },
     /// The rotation ended.
     Finished {
-        /// How.
+        /// The end state.
         outcome: Outcome,
     },
 }

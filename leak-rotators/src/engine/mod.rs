@@ -1,21 +1,20 @@
 //! The rotation engine: plan, execute, journal, owner lock and resume.
 //!
 //! [`Engine::plan`] only reads. [`Engine::execute`] re-reads the owner's
-//! credentials, refuses if they differ from the plan, then runs the steps:
-//! create the replacement, store it in the sink as pending, verify it
-//! (polling with backoff, because a fresh AWS key can take up to a minute to
-//! authenticate), promote it, deactivate and revoke the leaked credential,
-//! and check that it is dead. A replacement that never verifies is rolled
-//! back: revoked, discarded from the sink, and anything deactivated is
-//! reactivated.
+//! credentials and rejects the plan if they differ from it. Then it runs
+//! the steps: create the replacement, store it in the sink as pending,
+//! verify it, promote it, deactivate and revoke the leaked credential, and
+//! check that it is dead. Verification polls with backoff, because a fresh
+//! AWS key can take up to a minute to authenticate. A replacement that
+//! never verifies is rolled back: it is revoked and discarded from the
+//! sink, and anything deactivated is reactivated.
 //!
 //! Every side effect is journaled (see [`Record`]) and the owner is locked
 //! for the whole run. [`Engine::resume`] continues an unfinished journal
-//! after re-reading the provider's state: a create whose outcome was not
-//! recorded is never replayed blindly (a key that appeared at the provider
-//! is revoked as an orphan), a replacement that was created but not
-//! promoted is revoked and created again, and an interrupted revoke is
-//! retried.
+//! after re-reading the provider's state. A create whose outcome was not
+//! recorded is never replayed blindly: a key that appeared at the provider
+//! is revoked as an orphan. A replacement that was created but not promoted
+//! is revoked and created again, and an interrupted revoke is retried.
 
 mod journal;
 mod lock;
@@ -48,7 +47,7 @@ pub struct VerifyPolicy {
     pub revoked_timeout: Duration,
     /// First delay between two checks; it doubles up to `max_interval`.
     pub initial_interval: Duration,
-    /// Longest delay between two checks.
+    /// Maximum delay between two checks.
     pub max_interval: Duration,
 }
 
@@ -66,7 +65,7 @@ impl Default for VerifyPolicy {
 /// The result of an executed or resumed rotation.
 #[derive(Clone, Debug, Serialize)]
 pub struct ExecutionReport {
-    /// How the rotation ended.
+    /// The rotation's end state.
     pub outcome: Outcome,
     /// Rotator that ran it.
     pub rotator: String,

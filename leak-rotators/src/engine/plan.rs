@@ -19,7 +19,7 @@ pub struct PlanOptions {
 /// A rotation worked out from the provider's current state.
 ///
 /// A plan is serialisable so a dry run can print it and the journal can
-/// store it; it holds key ids and fingerprints, never a secret.
+/// store it. It contains key ids and fingerprints, never a secret.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Plan {
     /// Rotator that will carry it out.
@@ -35,7 +35,7 @@ pub struct Plan {
     pub leaked_fingerprint: Option<Fingerprint>,
     /// The owner's credentials when the plan was made.
     pub credentials: Vec<PlannedCredential>,
-    /// How the rotation frees room, creates and revokes.
+    /// The order of freeing room, creating and revoking.
     pub strategy: Strategy,
     /// Steps in execution order.
     pub steps: Vec<Step>,
@@ -58,7 +58,7 @@ pub struct PlannedCredential {
     pub leaked: bool,
 }
 
-/// How a rotation proceeds.
+/// The order in which a rotation frees room, creates and revokes.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum Strategy {

@@ -295,7 +295,7 @@ impl Run<'_> {
         Err(error)
     }
 
-    /// Verifies `credential` until `accept` holds or `timeout` passes;
+    /// Verifies `credential` until `accept` is true or `timeout` passes;
     /// returns the last result. A fresh key often verifies as dead at first,
     /// so a dead result inside the window is not final.
     async fn poll(

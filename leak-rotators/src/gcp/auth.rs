@@ -15,7 +15,7 @@ use crate::error::{Error, Result};
 /// OAuth2 scope for IAM calls.
 pub(crate) const SCOPE: &str = "https://www.googleapis.com/auth/cloud-platform";
 
-/// Where the rotator gets its own access token.
+/// Source of the rotator's own access token.
 ///
 /// Tokens are always requested from the rotator's configured token
 /// endpoint, never from a `token_uri` inside a file.
@@ -25,6 +25,9 @@ pub enum GcpAuth {
     ServiceAccount(ServiceAccountKey),
     /// An `authorized_user` file written by `gcloud auth
     /// application-default login`: refresh-token grant.
+    ///
+    /// NOTE: the refresh-token grant is not exercised by any test, because
+    /// the loopback token server implements only the JWT bearer grant.
     AuthorizedUser {
         /// OAuth client id.
         client_id: String,

@@ -4,7 +4,7 @@
 //! v1 REST API, with the key file's real project id in the path. The
 //! rotator's own token comes from a service-account key (JWT bearer grant),
 //! an `authorized_user` file, Application Default Credentials read from a
-//! file, or a fixed access token; the GCE metadata server is not supported.
+//! file, or a fixed access token. The GCE metadata server is not supported.
 //! RS256 signing uses `ring`, which the workspace already builds for TLS.
 
 mod auth;

@@ -23,7 +23,7 @@ pub const DEFAULT_TOKEN_URL: &str = "https://oauth2.googleapis.com/token";
 /// Rotates GCP service-account keys through the IAM v1 REST API.
 ///
 /// The owner is the key file's `client_email` in its `project_id`; the
-/// leaked key is its `private_key_id`. A service account holds at most 10
+/// leaked key is its `private_key_id`. A service account has at most 10
 /// keys. Verifying a key signs a JWT with it and exchanges it at the
 /// rotator's token endpoint; the key file's own `token_uri` is never used.
 #[derive(Debug)]
@@ -193,7 +193,7 @@ impl Rotator for GcpRotator {
             return Err(Error::InvalidLeakedCredential {
                 rotator: ROTATOR.to_owned(),
                 reason: format!(
-                    "the key file holds key {}, not {}",
+                    "the key file contains key {}, not {}",
                     key.private_key_id, credential.id
                 ),
             });

@@ -74,7 +74,7 @@ pub enum Mode {
     RevokeOnly,
 }
 
-/// Where the rotator's own credential comes from.
+/// Source of the rotator's own credential.
 #[derive(Clone, Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct AuthConfig {

@@ -1,9 +1,9 @@
 //! A generic rotator for services with an HTTP API, configured in TOML.
 //!
-//! Each operation is a list of templated requests; the rotator's own
-//! credential comes from an environment variable; values are extracted
-//! from JSON responses with JSON Pointers; a host allow-list bounds where
-//! requests go; and `mode = "revoke-only"` serves APIs that can revoke but
+//! Each operation is a list of templated requests. The rotator's own
+//! credential comes from an environment variable, and values are extracted
+//! from JSON responses with JSON Pointers. A host allow-list limits where
+//! requests go, and `mode = "revoke-only"` serves APIs that can revoke but
 //! not create. A `list` operation is required, because the engine re-reads
 //! the owner's credentials before acting and after revoking.
 

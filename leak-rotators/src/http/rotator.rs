@@ -25,7 +25,9 @@ use crate::rotator::{
 /// after templating, so a leaked value cannot redirect a request that
 /// carries the rotator's own credential. Redirects are not followed.
 /// Errors name the operation, step and host, never the rendered URL,
-/// headers or body, because those may contain secrets.
+/// headers or body, because those may contain secrets. Prefer headers or
+/// bodies for secrets in templates: `reqwest` and `hyper` may log request
+/// URLs when their own debug logging is enabled.
 #[derive(Debug)]
 pub struct HttpRotator {
     config: HttpConfig,
@@ -536,6 +538,9 @@ impl Rotator for HttpRotator {
         let mut vars = self.operation_vars(owner);
         vars.set("key_id", credential.id.clone());
         vars.set_secret("secret", credential.secret.clone());
+
+        // Only a broken configuration is an error: any failure to get a
+        // response leaves the secret's state unknown.
         let response = match self
             .run_until_last("verify", operation, &mut vars, Idempotency::Idempotent)
             .await
@@ -551,17 +556,18 @@ impl Rotator for HttpRotator {
                 response.status
             )));
         }
-        let live = operation.live_status.clone().unwrap_or_else(|| vec![200]);
-        let dead = operation
+
+        let live_statuses = operation.live_status.clone().unwrap_or_else(|| vec![200]);
+        let dead_statuses = operation
             .dead_status
             .clone()
             .unwrap_or_else(|| vec![401, 403]);
         let last = &operation.steps[operation.steps.len() - 1];
         let json: Option<serde_json::Value> = serde_json::from_slice(&response.body).ok();
         Ok(
-            if live.contains(&response.status) && body_matches(last, json.as_ref()) {
+            if live_statuses.contains(&response.status) && body_matches(last, json.as_ref()) {
                 Verification::Live
-            } else if dead.contains(&response.status) {
+            } else if dead_statuses.contains(&response.status) {
                 Verification::dead(format!("HTTP {}", response.status))
             } else {
                 Verification::indeterminate(format!("HTTP {}", response.status))
@@ -617,8 +623,8 @@ impl Rotator for HttpRotator {
         let response = self
             .run_until_last("revoke", operation, &mut vars, Idempotency::Idempotent)
             .await?;
-        let gone = operation.gone_status.clone().unwrap_or_else(|| vec![404]);
-        if gone.contains(&response.status) && !response.is_html() {
+        let gone_statuses = operation.gone_status.clone().unwrap_or_else(|| vec![404]);
+        if gone_statuses.contains(&response.status) && !response.is_html() {
             tracing::info!(rotator = %self.config.name, owner = %owner.id, %key_id, "credential was already revoked");
             return Ok(());
         }

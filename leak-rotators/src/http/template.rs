@@ -11,7 +11,7 @@ pub(crate) struct Vars {
     values: BTreeMap<String, Secret>,
 }
 
-/// How a value is written into the rendered text.
+/// Escaping applied to a value written into the rendered text.
 #[derive(Clone, Copy)]
 pub(crate) enum Escape {
     /// As is (headers, JSON strings that serde escapes later, form values).

@@ -1,8 +1,8 @@
-//! A loopback GCP server: the OAuth2 token endpoint (JWT bearer grant with
-//! the signature checked) and the IAM v1 service-account key calls (list,
-//! get, create, disable, enable, delete, the 10-key limit, 404 for a
-//! missing key), written from the public IAM REST reference. No GCP IAM
-//! emulator exists to test against, so this server stands in for it.
+//! A loopback GCP server, written from the public IAM REST reference,
+//! because no GCP IAM emulator exists to test against. It serves the OAuth2
+//! token endpoint (JWT bearer grant, signature checked) and the IAM v1
+//! service-account key calls: list, get, create, disable, enable and
+//! delete, with the 10-key limit and 404 for a missing key.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::{Arc, Mutex};
@@ -168,21 +168,35 @@ fn token(state: &mut State, request: &Request) -> Response {
         return Response::html(200);
     }
     let form = request.form();
-    let invalid = |description: &str| {
-        Response::json(
-            400,
-            json!({"error": "invalid_grant", "error_description": description}),
-        )
-    };
     if form.get("grant_type").map(String::as_str)
         != Some("urn:ietf:params:oauth:grant-type:jwt-bearer")
     {
         return Response::json(400, json!({"error": "unsupported_grant_type"}));
     }
+
     let assertion = form.get("assertion").cloned().unwrap_or_default();
+    if let Err(description) = check_assertion(state, &assertion) {
+        return Response::json(
+            400,
+            json!({"error": "invalid_grant", "error_description": description}),
+        );
+    }
+
+    state.next += 1;
+    let token = format!("fake-access-token-{}", state.next);
+    state.tokens.insert(token.clone());
+    Response::json(
+        200,
+        json!({"access_token": token, "expires_in": 3599, "token_type": "Bearer"}),
+    )
+}
+
+/// Checks a JWT bearer assertion: RS256 signature by a known, enabled key
+/// of the issuing account, this server's token URL as audience, not expired.
+fn check_assertion(state: &State, assertion: &str) -> Result<(), &'static str> {
     let parts: Vec<&str> = assertion.split('.').collect();
     if parts.len() != 3 {
-        return invalid("Invalid JWT.");
+        return Err("Invalid JWT.");
     }
     let decode = |part: &str| -> serde_json::Value {
         URL_SAFE_NO_PAD
@@ -193,41 +207,37 @@ fn token(state: &mut State, request: &Request) -> Response {
     };
     let (header, claims) = (decode(parts[0]), decode(parts[1]));
     if header["alg"] != "RS256" {
-        return invalid("Invalid JWT algorithm.");
+        return Err("Invalid JWT algorithm.");
     }
+
     let issuer = claims["iss"].as_str().unwrap_or_default();
     let kid = header["kid"].as_str().unwrap_or_default();
     let Some(key) = state.accounts.get(issuer).and_then(|keys| keys.get(kid)) else {
-        return invalid("Invalid JWT Signature.");
+        return Err("Invalid JWT Signature.");
     };
     let signature = URL_SAFE_NO_PAD.decode(parts[2]).unwrap_or_default();
     let signed = format!("{}.{}", parts[0], parts[1]);
     let public_key = UnparsedPublicKey::new(&RSA_PKCS1_2048_8192_SHA256, &key.public_der);
     if public_key.verify(signed.as_bytes(), &signature).is_err() {
-        return invalid("Invalid JWT Signature.");
+        return Err("Invalid JWT Signature.");
     }
+
     if claims["aud"].as_str() != Some(state.token_url.as_str()) {
-        return invalid("Invalid JWT: Failed audience check.");
+        return Err("Invalid JWT: Failed audience check.");
     }
     let now = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .unwrap()
         .as_secs();
     if claims["exp"].as_u64().unwrap_or(0) < now {
-        return invalid(
+        return Err(
             "Invalid JWT: Token must be a short-lived token and in a reasonable timeframe.",
         );
     }
     if key.disabled {
-        return invalid("Invalid grant: account not found");
+        return Err("Invalid grant: account not found");
     }
-    state.next += 1;
-    let token = format!("fake-access-token-{}", state.next);
-    state.tokens.insert(token.clone());
-    Response::json(
-        200,
-        json!({"access_token": token, "expires_in": 3599, "token_type": "Bearer"}),
-    )
+    Ok(())
 }
 
 fn key_resource(project: &str, email: &str, id: &str, key: &FakeKey) -> serde_json::Value {

@@ -66,7 +66,7 @@ impl TokenService {
             .any(|t| t.active && t.secret == secret)
     }
 
-    /// The HTTP rotator configuration for this service.
+    /// Renders the HTTP rotator configuration for this service.
     pub fn config(&self, revoke_only: bool) -> String {
         let host = self.url.trim_start_matches("http://");
         let base = &self.url;
@@ -168,7 +168,7 @@ fn handle(state: &Mutex<State>, request: Request) -> Response {
             None => Response::json(401, json!({"error": "invalid token"})),
         };
     }
-    // A sign-in page answering 200 with HTML, as many web front ends do.
+    // A sign-in page that returns 200 with HTML, as many web front ends do.
     if segments == ["login"] {
         return Response::html(200);
     }
