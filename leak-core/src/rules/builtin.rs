@@ -214,18 +214,26 @@ fn looks_like_path(value: &[u8]) -> bool {
 }
 
 /// Checks for a program identifier (`snake_case`, `camelCase`,
-/// `kebab-case`, `dotted.name`): only word characters, at most two
-/// digits, and at most two letters in words shorter than three letters.
+/// `kebab-case`, `dotted.name`, or words joined by `=` or `:` as in
+/// `key=value` text): only word characters, at most two digits besides a
+/// trailing number, and at most two letters in words shorter than three
+/// letters.
 /// Random strings of the same length have many one- and two-letter runs
 /// between digits and case changes.
 fn looks_like_identifier(value: &[u8]) -> bool {
     let word_chars = value
         .iter()
-        .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'-' | b'.'));
+        .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'-' | b'.' | b'=' | b':'));
     if !word_chars {
         return false;
     }
-    let digits = value.iter().filter(|b| b.is_ascii_digit()).count();
+    // A number at the end (`user_12345`, `retry=30000`) is part of an
+    // identifier or value; digits scattered through the text are not.
+    let trailing_digits = value.iter().rev().take_while(|b| b.is_ascii_digit()).count();
+    let digits = value[..value.len() - trailing_digits]
+        .iter()
+        .filter(|b| b.is_ascii_digit())
+        .count();
     if digits > 2 {
         return false;
     }
@@ -1230,6 +1238,10 @@ pub static BUILTIN_RULES: &[BuiltinRule] = &[
             "tokenizer=whitespaceTokenizerFactory",
             "api_key: your-api-key-here",
             "secret = 0000000000000000",
+            "token=upstream=cache miss",
+            "secret:session:retry=handled",
+            "token=retry=handled=user 4511",
+            "secret=session_cache_12345",
         ],
         ..BASE
     },
