@@ -205,6 +205,15 @@ fn link_target(member: &str, target: &str, hard: bool) -> String {
     crate::layer::normalize_path(&format!("{parent}/{target}"))
 }
 
+/// Returns the member name and resolved target of a symlink or hardlink
+/// entry, or `None` when the entry names no target.
+fn link_of<R: Read>(entry: &tar::Entry<'_, R>, name: &str) -> Option<(String, String)> {
+    let target = entry.link_name_bytes()?;
+    let hard = entry.header().entry_type().is_hard_link();
+    let target = link_target(name, &String::from_utf8_lossy(&target), hard);
+    Some((name.to_owned(), target))
+}
+
 fn index_tar(path: &Path) -> io::Result<Store> {
     let mut archive = tar::Archive::new(BufReader::new(File::open(path)?));
     let mut members = HashMap::new();
@@ -214,14 +223,7 @@ fn index_tar(path: &Path) -> io::Result<Store> {
         let name = display_path(&String::from_utf8_lossy(&entry.path_bytes()));
         let kind = entry.header().entry_type();
         if kind.is_symlink() || kind.is_hard_link() {
-            if let Some(target) = entry.link_name_bytes() {
-                let target = link_target(
-                    &name,
-                    &String::from_utf8_lossy(&target),
-                    kind.is_hard_link(),
-                );
-                links.push((name, target));
-            }
+            links.extend(link_of(&entry, &name));
             continue;
         }
         if kind.is_file() || kind == tar::EntryType::Continuous {
@@ -264,14 +266,7 @@ fn first_pass(path: &Path, _codec: Codec) -> io::Result<Store> {
         let name = display_path(&String::from_utf8_lossy(&entry.path_bytes()));
         let kind = entry.header().entry_type();
         if kind.is_symlink() || kind.is_hard_link() {
-            if let Some(target) = entry.link_name_bytes() {
-                let target = link_target(
-                    &name,
-                    &String::from_utf8_lossy(&target),
-                    kind.is_hard_link(),
-                );
-                links.push((name, target));
-            }
+            links.extend(link_of(&entry, &name));
             continue;
         }
         let size = entry.size();
