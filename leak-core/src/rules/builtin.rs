@@ -229,7 +229,11 @@ fn looks_like_identifier(value: &[u8]) -> bool {
     }
     // A number at the end (`user_12345`, `retry=30000`) is part of an
     // identifier or value; digits scattered through the text are not.
-    let trailing_digits = value.iter().rev().take_while(|b| b.is_ascii_digit()).count();
+    let trailing_digits = value
+        .iter()
+        .rev()
+        .take_while(|b| b.is_ascii_digit())
+        .count();
     let digits = value[..value.len() - trailing_digits]
         .iter()
         .filter(|b| b.is_ascii_digit())
