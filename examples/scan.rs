@@ -13,11 +13,13 @@
 //! is found, 1 when something is, 2 on an error (including an image that
 //! could not be scanned completely).
 
+use std::fmt::Write as _;
+use std::io::Write as _;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{Parser, ValueEnum};
-use leak_core::{Gap, GapKind, Location, Report, ScanError, Scanner, Severity, merge_reports};
+use leak_core::{Gap, GapKind, Location, Report, Scanner, Severity, merge_reports};
 
 #[derive(Clone, Copy, Debug, ValueEnum)]
 enum Format {
@@ -67,6 +69,12 @@ fn main() -> ExitCode {
         .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
         .init();
     let args = Args::parse();
+    if args.no_builtin_rules && args.rules.is_empty() && args.known_values.is_empty() {
+        eprintln!(
+            "error: --no-builtin-rules leaves nothing to search for: add --rules FILE or --known-values FILE"
+        );
+        return ExitCode::from(2);
+    }
     let mut builder = Scanner::builder().builtin_rules(!args.no_builtin_rules);
     for path in &args.rules {
         builder = builder.rules_file(path);
@@ -99,6 +107,15 @@ fn main() -> ExitCode {
     for image in &images {
         if !image.exists() {
             let text = image.to_string_lossy().into_owned();
+            if looks_like_path(&text) {
+                eprintln!("error: {text}: no such file or directory");
+                failed = true;
+                reports.push(unreadable_report(
+                    image,
+                    &format!("{text}: no such file or directory"),
+                ));
+                continue;
+            }
             match scan_reference(&text, args.insecure, scanner.clone()) {
                 Ok(report) => reports.push(report),
                 Err(message) => {
@@ -124,17 +141,29 @@ fn main() -> ExitCode {
         }
     }
     let report = merge_reports(reports);
-    let printed = match args.format {
-        Format::Json => serde_json::to_string_pretty(&report).map(|text| println!("{text}")),
+    let rendered = match args.format {
+        Format::Json => serde_json::to_string_pretty(&report).map(|text| text + "\n"),
         Format::Sarif => serde_json::to_string_pretty(&leak_core::sarif::to_sarif(&report))
-            .map(|text| println!("{text}")),
-        Format::Text => {
-            print_text(&report);
-            Ok(())
-        }
+            .map(|text| text + "\n"),
+        Format::Text => Ok(render_text(&report)),
     };
-    if let Err(error) = printed {
-        eprintln!("error: cannot write the report: {error}");
+    let written = rendered
+        .map_err(std::io::Error::other)
+        .and_then(|text| std::io::stdout().lock().write_all(text.as_bytes()));
+    match written {
+        // A reader that stopped early (`scan ... | head`) is not an error.
+        Err(error) if error.kind() == std::io::ErrorKind::BrokenPipe => {}
+        Err(error) => {
+            eprintln!("error: cannot write the report: {error}");
+            return ExitCode::from(2);
+        }
+        Ok(()) => {}
+    }
+    if let Some(platform) = &args.platform
+        && report.coverage.images.is_empty()
+        && !failed
+    {
+        eprintln!("error: no image in the input matches --platform {platform}");
         return ExitCode::from(2);
     }
     if failed || !report.coverage.complete {
@@ -173,9 +202,19 @@ fn removal_name(removal: leak_core::Removal) -> &'static str {
     }
 }
 
+/// Tells a file path from a registry reference: registry references never
+/// start with `/` or `.`, and image files end in a tar suffix.
+fn looks_like_path(text: &str) -> bool {
+    text.starts_with('/')
+        || text.starts_with('.')
+        || [".tar", ".tgz", ".gz", ".zst"]
+            .iter()
+            .any(|suffix| text.ends_with(suffix))
+}
+
 /// A report for an input that could not be opened at all, so JSON and
 /// SARIF readers see the scan as incomplete.
-fn unreadable_report(image: &std::path::Path, error: &ScanError) -> Report {
+fn unreadable_report(image: &std::path::Path, error: &dyn std::fmt::Display) -> Report {
     let mut report = Report::default();
     report.coverage.gaps.push(
         Gap::new(
@@ -188,7 +227,8 @@ fn unreadable_report(image: &std::path::Path, error: &ScanError) -> Report {
     report
 }
 
-fn print_text(report: &Report) {
+fn render_text(report: &Report) -> String {
+    let mut out = String::new();
     for finding in &report.findings {
         let place = match &finding.location {
             Location::Layer {
@@ -214,7 +254,8 @@ fn print_text(report: &Report) {
             }
             other => leak_core::sarif::describe(other),
         };
-        println!(
+        let _ = writeln!(
+            out,
             "{image}  {kind}  {redacted}  {fingerprint}\n    at {place} (rule {rule})",
             image = finding.image,
             kind = finding.kind,
@@ -223,9 +264,10 @@ fn print_text(report: &Report) {
             rule = finding.rule,
         );
     }
-    println!();
+    let _ = writeln!(out);
     for image in &report.coverage.images {
-        println!(
+        let _ = writeln!(
+            out,
             "{}{}: {} of {} layers scanned, {} entries, {} bytes{}",
             image.image,
             image
@@ -246,9 +288,10 @@ fn print_text(report: &Report) {
             Severity::Warning => "warning",
             Severity::Info => "skipped",
         };
-        println!("{label}: {}", gap.detail);
+        let _ = writeln!(out, "{label}: {}", gap.detail);
     }
-    println!(
+    let _ = writeln!(
+        out,
         "{} finding(s); coverage {}",
         report.findings.len(),
         if report.coverage.complete {
@@ -257,4 +300,5 @@ fn print_text(report: &Report) {
             "PARTIAL"
         }
     );
+    out
 }

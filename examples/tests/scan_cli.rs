@@ -547,7 +547,9 @@ fn other_platform_scans_nothing() {
         &fixture("docker-archive/env.tar"),
         &fixture("oci/env"),
     ]);
-    run.assert_code(EXIT_CLEAN);
+    // Nothing matched the filter, so nothing was scanned: an error, not a
+    // clean result.
+    run.assert_code(EXIT_ERROR);
     let report = run.json();
     assert_eq!(
         report["findings"].as_array().map(Vec::len),
@@ -679,4 +681,56 @@ fn oci_layout_given_as_dot_keeps_its_name() {
         ["app:1.0", "app:1.1", "app:1.2"],
         "an OCI image is named <layout directory name>:<ref name>"
     );
+}
+
+#[test]
+fn no_rules_at_all_rejected() {
+    let run = scan(&["--no-builtin-rules", &fixture("docker-archive/env.tar")]);
+    run.assert_code(EXIT_ERROR);
+    assert!(
+        run.stderr.contains("--rules FILE or --known-values FILE"),
+        "stderr: {}",
+        run.stderr
+    );
+}
+
+#[test]
+fn missing_file_named_as_missing() {
+    let run = scan(&["/nonexistent/image.tar"]);
+    run.assert_code(EXIT_ERROR);
+    assert!(
+        run.stderr.contains("no such file or directory"),
+        "stderr: {}",
+        run.stderr
+    );
+    assert!(
+        !run.stderr.contains("registry host"),
+        "a file path is not parsed as a registry reference: {}",
+        run.stderr
+    );
+}
+
+#[test]
+fn closed_stdout_is_not_a_crash() {
+    use std::io::Read as _;
+    use std::process::Stdio;
+
+    let mut child = Command::new(scan_binary())
+        .arg(fixture("docker-archive/env.tar"))
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("scan starts");
+    // Close the read end at once, as `scan ... | head -0` would.
+    drop(child.stdout.take());
+    let mut stderr = String::new();
+    child
+        .stderr
+        .take()
+        .expect("stderr is piped")
+        .read_to_string(&mut stderr)
+        .expect("stderr reads");
+    let status = child.wait().expect("scan exits");
+    assert!(!stderr.contains("panicked"), "stderr: {stderr}");
+    assert_eq!(status.code(), Some(EXIT_FOUND), "stderr: {stderr}");
 }

@@ -6,7 +6,7 @@ use std::collections::HashMap;
 use std::sync::Arc;
 
 use crate::image::ImageInfo;
-use crate::layer::{EntryKind, LayerFinding, LayerReport};
+use crate::layer::{EntryKind, LayerFinding, LayerReport, MAX_LINKED_FINDINGS};
 use crate::report::{Finding, Gap, GapKind, ImageCoverage, Location, Removal, Severity};
 
 /// Per-layer lookup tables for whiteout and overwrite checks.
@@ -125,6 +125,7 @@ pub(crate) fn assemble_layers(
         .collect();
     let mut findings = Vec::new();
     let mut gaps = Vec::new();
+    let mut truncated = false;
     for (layer, report) in reports.iter().enumerate() {
         coverage.entries_scanned += report.entries.len() as u64;
         coverage.bytes_scanned += report.bytes_scanned;
@@ -143,7 +144,24 @@ pub(crate) fn assemble_layers(
         for link in &report.pending_hardlinks {
             match resolve_link(reports, layer, &link.target) {
                 Some(targets) => {
-                    for target in targets {
+                    let room = MAX_LINKED_FINDINGS.saturating_sub(findings.len());
+                    if targets.len() > room && !truncated {
+                        truncated = true;
+                        gaps.push(
+                            Gap::new(
+                                GapKind::FindingsTruncated,
+                                Severity::Error,
+                                format!(
+                                    "{}: hardlinks copy more than {MAX_LINKED_FINDINGS} findings; later copies, from {:?} in layer {layer} on, were dropped",
+                                    image.reference, link.path
+                                ),
+                            )
+                            .with_image(image.reference.clone())
+                            .with_digest(image.layers[layer].digest.clone())
+                            .with_path(link.path.clone()),
+                        );
+                    }
+                    for target in targets.into_iter().take(room) {
                         let copy = LayerFinding {
                             path: crate::layer::relink(&target.path, &target.fs_path, &link.path),
                             fs_path: link.fs_path.clone(),

@@ -194,6 +194,22 @@ fn scan_zip(
         let scan = files.scan(&mut limited, &path, depth);
         *budget = limited.limit();
         merge(result, scan, &path);
+        // The budget can run out inside the last member, where the check
+        // above never runs again: report the unread rest here.
+        if *budget == 0 && member.read(&mut [0u8; 1]).is_ok_and(|read| read > 0) {
+            result.gaps.push(
+                Gap::new(
+                    GapKind::NestedArchiveTooLarge,
+                    Severity::Error,
+                    format!(
+                        "nested archive {outer:?} expands to more than {} bytes; the rest of {path:?} and later members were not scanned",
+                        files.options.nested_max_expanded_bytes
+                    ),
+                )
+                .with_path(outer),
+            );
+            return;
+        }
     }
 }
 

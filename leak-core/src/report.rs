@@ -160,6 +160,9 @@ pub enum GapKind {
     PlatformNotSelected,
     /// A manifest of a type that is not an image (for example an artifact).
     NotAnImage,
+    /// Hardlinks would have copied more findings than the bound allows; the
+    /// copies past it were dropped.
+    FindingsTruncated,
 }
 
 /// One coverage gap.

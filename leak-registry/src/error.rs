@@ -180,6 +180,19 @@ pub enum Error {
         reason: String,
     },
 
+    /// A response body was larger than the client reads for that request.
+    #[error(
+        "registry {registry} sent more than {limit} bytes for {operation}; the response was rejected"
+    )]
+    ResponseTooLarge {
+        /// The registry host.
+        registry: String,
+        /// The request, such as `GET catalog`.
+        operation: String,
+        /// The maximum body size in bytes.
+        limit: usize,
+    },
+
     /// A blob stream ended early and could not be resumed.
     #[error(
         "blob {digest} in repository {repository} on registry {registry} was truncated at {received} of {expected} bytes after {attempts} attempts"

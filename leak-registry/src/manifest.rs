@@ -134,10 +134,12 @@ impl RegistryClient {
         if reply_too_large(reply.header_str("content-length")) {
             return Err(self.invalid_manifest(repository, reference, "larger than 4 MiB"));
         }
-        let bytes = reply.bytes(&request.operation).await?;
-        if bytes.len() > MAX_MANIFEST_BYTES {
-            return Err(self.invalid_manifest(repository, reference, "larger than 4 MiB"));
-        }
+        let bytes = match reply.bytes(&request.operation, MAX_MANIFEST_BYTES).await {
+            Err(Error::ResponseTooLarge { .. }) => {
+                return Err(self.invalid_manifest(repository, reference, "larger than 4 MiB"));
+            }
+            other => other?,
+        };
         let digest =
             self.verify_manifest(repository, requested, header_digest.as_deref(), &bytes)?;
         let manifest =

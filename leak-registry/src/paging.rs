@@ -11,6 +11,11 @@ use crate::digest::looks_like_digest;
 use crate::error::{Error, Result};
 use crate::reference::validate_repository;
 
+/// Maximum size of one listing page. Registries that ignore `n` send every
+/// tag in one page; 64 MiB holds about 500,000 tags of the maximum 128
+/// characters plus JSON quoting.
+const MAX_PAGE_BYTES: usize = 64 << 20;
+
 /// The listing being paged.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum Listing {
@@ -94,6 +99,16 @@ impl RegistryClient {
         let mut entries = Vec::new();
         let mut saw_link = false;
         loop {
+            if visited.len() >= self.inner.max_pages {
+                return Err(Error::InvalidLink {
+                    registry: self.registry().to_owned(),
+                    operation,
+                    reason: format!(
+                        "the listing took more than {} pages; raise the limit with ClientBuilder::with_max_pages",
+                        self.inner.max_pages
+                    ),
+                });
+            }
             if !visited.insert(url.to_string()) {
                 tracing::warn!(registry = %self.registry(), %operation, "the registry repeated a page cursor; stopping the listing");
                 return Ok(entries);
@@ -118,7 +133,7 @@ impl RegistryClient {
             let reply = self.expect_success(&request, reply).await?;
             let request_url = reply.url().clone();
             let link = reply.header_str("link").map(str::to_owned);
-            let body = reply.bytes(&operation).await?;
+            let body = reply.bytes(&operation, MAX_PAGE_BYTES).await?;
             let page = self.parse_page(listing, &body, &operation)?;
             let before = entries.len();
             for entry in page.entries {

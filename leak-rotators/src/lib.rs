@@ -83,8 +83,8 @@ mod rotator;
 mod sink;
 
 pub use engine::{
-    Engine, EngineBuilder, ExecutionReport, Outcome, Plan, PlanOptions, PlannedCredential, Record,
-    Step, Strategy, VerifyPolicy,
+    Engine, EngineBuilder, ExecutionReport, JournalEntry, Outcome, Plan, PlanOptions,
+    PlannedCredential, Record, Step, Strategy, VerifyPolicy, plan_rotation, read_journal,
 };
 pub use error::{Error, Result};
 pub use rotator::{

@@ -22,7 +22,7 @@ struct Walk<'a> {
     source: &'a str,
     layout_name: String,
     discovered: Discovered,
-    visited: Vec<String>,
+    visited: std::collections::HashSet<String>,
 }
 
 pub(super) fn discover(store: &Store, source: &str) -> Result<Discovered, String> {
@@ -48,7 +48,7 @@ pub(super) fn discover(store: &Store, source: &str) -> Result<Discovered, String
         source,
         layout_name,
         discovered: Discovered::default(),
-        visited: Vec::new(),
+        visited: std::collections::HashSet::new(),
     };
     let annotations = annotation_list(index.annotations().as_ref(), None);
     for descriptor in index.manifests() {
@@ -124,7 +124,7 @@ impl Walk<'_> {
             );
             return;
         }
-        self.visited.push(digest.clone());
+        self.visited.insert(digest.clone());
         let Some(path) = blob_path(&digest) else {
             self.gap(
                 GapKind::ManifestUnreadable,

@@ -74,7 +74,7 @@ impl Store {
     pub(crate) fn contains(&self, name: &str) -> bool {
         let name = display_path(name);
         match self {
-            Store::Directory(root) => root.join(&name).is_file(),
+            Store::Directory(root) => directory_member(root, &name).is_ok(),
             Store::Tar { members, .. } => members.contains_key(&name),
             Store::Stream { kept, aliases, .. } => {
                 kept.contains_key(&name) || aliases.contains_key(&name)
@@ -116,7 +116,7 @@ impl Store {
         let name = display_path(name);
         match self {
             Store::Directory(root) => {
-                let path = root.join(&name);
+                let path = directory_member(root, &name)?;
                 Ok(Box::new(BufReader::with_capacity(
                     256 << 10,
                     File::open(path)?,
@@ -174,6 +174,27 @@ impl Store {
         }
         Ok(())
     }
+}
+
+/// Returns the path of member `name` under `root`. Names come from the
+/// input's own JSON, so a `..` component is rejected (it would read files
+/// outside the input), and so is anything but a regular file after
+/// following symlinks (a FIFO or `/dev/zero` would block or never end).
+fn directory_member(root: &Path, name: &str) -> io::Result<PathBuf> {
+    if name.split('/').any(|component| component == "..") {
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidInput,
+            format!("member {name:?} leaves the input directory"),
+        ));
+    }
+    let path = root.join(name);
+    if !std::fs::metadata(&path)?.is_file() {
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidInput,
+            format!("member {name:?} is not a regular file"),
+        ));
+    }
+    Ok(path)
 }
 
 fn not_found(name: &str) -> io::Error {

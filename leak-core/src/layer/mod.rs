@@ -15,7 +15,7 @@ use crate::options::ScanOptions;
 use crate::report::Gap;
 use crate::secret::{Fingerprint, Secret};
 
-pub(crate) use walk::{display_path, normalize_path, relink_path as relink};
+pub(crate) use walk::{MAX_LINKED_FINDINGS, display_path, normalize_path, relink_path as relink};
 
 /// What is known about a layer blob before it is read.
 #[derive(Clone, Debug, Default, Serialize, Deserialize)]

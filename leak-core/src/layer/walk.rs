@@ -13,6 +13,13 @@ use crate::file::{FileScan, FileScanner};
 use crate::options::ScanOptions;
 use crate::report::{Gap, GapKind, Severity};
 
+/// Maximum number of findings in a layer or an image past which hardlink
+/// copies are dropped (with a `FindingsTruncated` gap).
+/// Each link reports its target's findings again under its own path, so a
+/// small tar of many links to one file full of secrets would otherwise
+/// multiply findings (and memory) without bound.
+pub(crate) const MAX_LINKED_FINDINGS: usize = 100_000;
+
 /// What the walk produced.
 pub(super) struct Walked {
     pub(super) diff_id: Option<String>,
@@ -244,8 +251,27 @@ impl<'a> Walker<'a> {
                 .insert(key.to_owned(), (entry_index, Vec::new()));
             return;
         };
+        let room = MAX_LINKED_FINDINGS.saturating_sub(self.findings.len());
+        if indices.len() > room
+            && !self
+                .gaps
+                .iter()
+                .any(|gap| gap.kind == GapKind::FindingsTruncated)
+        {
+            let gap = self.gap(
+                GapKind::FindingsTruncated,
+                Severity::Error,
+                Some(display),
+                format!(
+                    "layer {}: hardlinks copy more than {MAX_LINKED_FINDINGS} findings; later copies, from {display:?} on, were dropped",
+                    self.info.name
+                ),
+            );
+            self.gaps.push(gap);
+        }
         let copies: Vec<LayerFinding> = indices
             .iter()
+            .take(room)
             .map(|&index| {
                 let original = &self.findings[index];
                 LayerFinding {

@@ -21,6 +21,25 @@ const DEFAULT_TOKEN_LIFETIME: Duration = Duration::from_secs(60);
 /// their lifetime.
 const REFRESH_MARGIN: Duration = Duration::from_secs(10);
 
+/// Largest token response read; real ones are a few kilobytes, and a
+/// realm that never ends its body must not grow memory without bound.
+const MAX_TOKEN_RESPONSE_BYTES: usize = 1 << 20;
+
+/// Reads a response body, or returns `None` once it exceeds `limit` bytes.
+async fn read_limited(
+    mut response: reqwest::Response,
+    limit: usize,
+) -> std::result::Result<Option<Vec<u8>>, reqwest::Error> {
+    let mut body = Vec::new();
+    while let Some(chunk) = response.chunk().await? {
+        if body.len() + chunk.len() > limit {
+            return Ok(None);
+        }
+        body.extend_from_slice(&chunk);
+    }
+    Ok(Some(body))
+}
+
 /// Per-registry authentication state shared by all requests of one client.
 pub(crate) struct Auth {
     registry: String,
@@ -181,10 +200,15 @@ impl Auth {
         if !status.is_success() {
             return Err(self.token_failure(realm, format!("HTTP {status}")));
         }
-        let body = response
-            .bytes()
+        let body = read_limited(response, MAX_TOKEN_RESPONSE_BYTES)
             .await
-            .map_err(|error| self.token_error(realm, error))?;
+            .map_err(|error| self.token_error(realm, error))?
+            .ok_or_else(|| {
+                self.token_failure(
+                    realm,
+                    format!("response is larger than {MAX_TOKEN_RESPONSE_BYTES} bytes"),
+                )
+            })?;
         stats.count_bytes(body.len() as u64);
         parse_token(&body).ok_or_else(|| {
             self.token_failure(

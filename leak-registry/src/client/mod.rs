@@ -24,6 +24,8 @@ const DEFAULT_MAX_CONCURRENCY: usize = 8;
 
 /// Default `n` for catalog and tag-list pages.
 const DEFAULT_PAGE_SIZE: usize = 1000;
+/// Default maximum number of pages in one catalog or tag listing.
+const DEFAULT_MAX_PAGES: usize = 100_000;
 
 /// Builder for [`RegistryClient`].
 ///
@@ -38,6 +40,7 @@ pub struct ClientBuilder {
     retry: RetryPolicy,
     max_concurrency: usize,
     page_size: usize,
+    max_pages: usize,
     timeout: Duration,
 }
 
@@ -59,6 +62,7 @@ pub(crate) struct Inner {
     pub(crate) retry: RetryPolicy,
     pub(crate) limit: Arc<Semaphore>,
     pub(crate) page_size: usize,
+    pub(crate) max_pages: usize,
     pub(crate) stats: Stats,
     pub(crate) manifests: ManifestCache,
 }
@@ -73,6 +77,7 @@ impl std::fmt::Debug for Inner {
             .field("auth", &self.auth)
             .field("retry", &self.retry)
             .field("page_size", &self.page_size)
+            .field("max_pages", &self.max_pages)
             .finish_non_exhaustive()
     }
 }
@@ -88,6 +93,7 @@ impl ClientBuilder {
             retry: RetryPolicy::default(),
             max_concurrency: DEFAULT_MAX_CONCURRENCY,
             page_size: DEFAULT_PAGE_SIZE,
+            max_pages: DEFAULT_MAX_PAGES,
             timeout: Duration::from_secs(60),
         }
     }
@@ -125,6 +131,14 @@ impl ClientBuilder {
     /// Sets `n` for catalog and tag-list pages (default 1000).
     pub fn with_page_size(mut self, entries: usize) -> Self {
         self.page_size = entries;
+        self
+    }
+
+    /// Sets the maximum number of pages one catalog or tag listing may take
+    /// (default 100,000). A registry that sends more fails the listing with
+    /// [`Error::InvalidLink`](crate::Error::InvalidLink) instead of paging forever.
+    pub fn with_max_pages(mut self, pages: usize) -> Self {
+        self.max_pages = pages;
         self
     }
 
@@ -170,6 +184,7 @@ impl ClientBuilder {
             retry: self.retry,
             limit: Arc::new(Semaphore::new(self.max_concurrency)),
             page_size: self.page_size,
+            max_pages: self.max_pages,
             stats: Stats::default(),
             manifests: ManifestCache::default(),
         };

@@ -119,11 +119,20 @@ impl Reply {
         Ok(chunk)
     }
 
-    /// Reads the whole body.
-    pub(crate) async fn bytes(mut self, operation: &str) -> Result<Bytes> {
+    /// Reads the whole body, failing with [`Error::ResponseTooLarge`] as
+    /// soon as it exceeds `limit` bytes, so that a body without (or with a
+    /// false) `Content-Length` cannot grow memory without bound.
+    pub(crate) async fn bytes(mut self, operation: &str, limit: usize) -> Result<Bytes> {
         let mut body = Vec::new();
         loop {
             match self.chunk().await {
+                Ok(Some(chunk)) if body.len() + chunk.len() > limit => {
+                    return Err(Error::ResponseTooLarge {
+                        registry: self.client.inner.registry.clone(),
+                        operation: operation.to_owned(),
+                        limit,
+                    });
+                }
                 Ok(Some(chunk)) => body.extend_from_slice(&chunk),
                 Ok(None) => return Ok(Bytes::from(body)),
                 Err(error) => return Err(self.client.http_error(operation, error)),

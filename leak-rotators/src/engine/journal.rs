@@ -364,6 +364,60 @@ pub(crate) fn replay(path: &Path) -> Result<(Progress, usize)> {
     Ok((progress, seq))
 }
 
+/// One record of a journal with its sequence number and the time it was
+/// written, as [`read_journal`] returns it.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct JournalEntry {
+    /// Sequence number, from 1 in each journal.
+    pub seq: usize,
+    /// When the record was written, in milliseconds since the Unix epoch.
+    pub at_ms: u64,
+    /// The record.
+    pub record: Record,
+}
+
+/// Reads every record of a journal, in order, for a timeline of the
+/// rotation. A torn last line is left out, as on resume.
+///
+/// # Errors
+///
+/// [`Error::Journal`] when the file cannot be read and
+/// [`Error::JournalCorrupt`] for a line other than the last that does not
+/// parse.
+pub fn read_journal(path: &Path) -> Result<Vec<JournalEntry>> {
+    let file = File::open(path).map_err(|source| Error::Journal {
+        path: path.to_owned(),
+        source,
+    })?;
+    let lines: Vec<String> = BufReader::new(file)
+        .lines()
+        .collect::<std::io::Result<_>>()
+        .map_err(|source| Error::Journal {
+            path: path.to_owned(),
+            source,
+        })?;
+    let mut entries = Vec::with_capacity(lines.len());
+    for (number, text) in lines.iter().enumerate() {
+        let line: Line = match serde_json::from_str(text) {
+            Ok(line) => line,
+            Err(_) if number + 1 == lines.len() => break,
+            Err(e) => {
+                return Err(Error::JournalCorrupt {
+                    path: path.to_owned(),
+                    line: number + 1,
+                    reason: e.to_string(),
+                });
+            }
+        };
+        entries.push(JournalEntry {
+            seq: line.seq,
+            at_ms: line.at_ms,
+            record: line.record,
+        });
+    }
+    Ok(entries)
+}
+
 /// Lists journals in `dir` whose names start with `prefix` and that have no
 /// `finished` record, oldest first.
 pub(crate) fn unfinished(dir: &Path, prefix: &str) -> Result<Vec<PathBuf>> {
@@ -398,4 +452,48 @@ pub(crate) fn now_ms() -> u64 {
         .duration_since(UNIX_EPOCH)
         .map(|d| d.as_millis() as u64)
         .unwrap_or_default()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn read_journal_skips_torn_last_line() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("journal.jsonl");
+        let lines = [
+            r#"{"seq":1,"at_ms":10,"record":"rollback","reason":"test"}"#,
+            r#"{"seq":2,"at_ms":20,"record":"finished","outcome":"rolled-back"}"#,
+            r#"{"seq":3,"at_ms":30,"rec"#,
+        ];
+        std::fs::write(&path, lines.join("\n")).unwrap();
+
+        let entries = read_journal(&path).unwrap();
+
+        assert_eq!(entries.len(), 2);
+        assert_eq!(entries[0].seq, 1);
+        assert_eq!(entries[1].at_ms, 20);
+        assert_eq!(
+            entries[1].record,
+            Record::Finished {
+                outcome: Outcome::RolledBack
+            }
+        );
+    }
+
+    #[test]
+    fn read_journal_rejects_corrupt_middle_line() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("journal.jsonl");
+        let lines = [
+            "not json",
+            r#"{"seq":2,"at_ms":20,"record":"finished","outcome":"rotated"}"#,
+        ];
+        std::fs::write(&path, lines.join("\n")).unwrap();
+
+        let error = read_journal(&path).unwrap_err();
+
+        assert!(matches!(error, Error::JournalCorrupt { line: 1, .. }));
+    }
 }

@@ -28,7 +28,7 @@ use std::time::Duration;
 use leak_core::{Fingerprint, Secret};
 use serde::Serialize;
 
-pub use journal::{Outcome, Record};
+pub use journal::{JournalEntry, Outcome, Record, read_journal};
 pub use plan::{Plan, PlanOptions, PlannedCredential, Step, Strategy};
 
 use crate::error::{Error, Result};
@@ -200,20 +200,7 @@ impl Engine {
     /// [`Error::TemporaryCredential`], ...) and [`Error::CredentialLimit`]
     /// when the owner is at its limit with another live credential.
     pub async fn plan(&self, leaked: &LeakedCredential, options: &PlanOptions) -> Result<Plan> {
-        let identity = self.rotator.identify(leaked).await?;
-        let credentials = self.rotator.list(&identity.owner).await?;
-        let capabilities = self.rotator.capabilities();
-        let plan = plan::build_plan(
-            self.rotator.name(),
-            &capabilities,
-            identity.owner,
-            &identity.leaked_key_id,
-            leaked.fingerprint(),
-            &credentials,
-            options,
-        )?;
-        tracing::info!(rotator = %plan.rotator, owner = %plan.owner.id, key_id = %plan.leaked_key_id, strategy = ?plan.strategy, "planned rotation");
-        Ok(plan)
+        plan_rotation(self.rotator.as_ref(), leaked, options).await
     }
 
     /// Executes a plan. If the owner has an unfinished journal, that
@@ -309,6 +296,34 @@ impl Engine {
     }
 }
 
+/// Plans the rotation of a leaked credential with `rotator`, reading
+/// provider state only. [`Engine::plan`] does the same; this needs no sink
+/// or journal directory, for dry runs that must write nothing.
+///
+/// # Errors
+///
+/// As for [`Engine::plan`].
+pub async fn plan_rotation(
+    rotator: &dyn Rotator,
+    leaked: &LeakedCredential,
+    options: &PlanOptions,
+) -> Result<Plan> {
+    let identity = rotator.identify(leaked).await?;
+    let credentials = rotator.list(&identity.owner).await?;
+    let capabilities = rotator.capabilities();
+    let plan = plan::build_plan(
+        rotator.name(),
+        &capabilities,
+        identity.owner,
+        &identity.leaked_key_id,
+        leaked.fingerprint(),
+        &credentials,
+        options,
+    )?;
+    tracing::info!(rotator = %plan.rotator, owner = %plan.owner.id, key_id = %plan.leaked_key_id, strategy = ?plan.strategy, "planned rotation");
+    Ok(plan)
+}
+
 fn leaked_secret(leaked: Option<&LeakedCredential>) -> Option<Secret> {
     leaked.and_then(|l| l.secret.clone())
 }
@@ -326,4 +341,24 @@ fn slug(text: &str) -> String {
         })
         .collect::<String>()
         .replace("--", "_-")
+}
+
+#[cfg(all(test, feature = "conformance"))]
+mod tests {
+    use super::*;
+    use crate::conformance::MemoryRotator;
+
+    #[tokio::test]
+    async fn plan_rotation_writes_nothing() {
+        let provider = MemoryRotator::new();
+        let leaked = provider.plant_key("alice");
+
+        let plan = plan_rotation(&provider, &leaked, &PlanOptions::default())
+            .await
+            .unwrap();
+
+        assert_eq!(plan.owner.id, "alice");
+        assert_eq!(plan.strategy, Strategy::CreateThenRevoke);
+        assert_eq!(provider.keys("alice").len(), 1);
+    }
 }
