@@ -116,9 +116,29 @@ fn main() -> ExitCode {
         Ok(false) => ExitCode::SUCCESS,
         Err(message) => {
             eprintln!("error: {message}");
+            for hint in hints(&args, &message) {
+                eprintln!("hint: {hint}");
+            }
             ExitCode::from(2)
         }
     }
+}
+
+/// Suggests the option a failed audit most likely needs.
+fn hints(args: &Args, message: &str) -> Vec<&'static str> {
+    let mut hints = Vec::new();
+    let plain_address = !args.registry.starts_with("https://");
+    if !args.insecure && plain_address && message.contains("error sending request") {
+        hints.push(
+            "the audit connects with HTTPS; if this registry serves plain HTTP (as a registry on 127.0.0.1 usually does), pass --insecure",
+        );
+    }
+    if message.contains("denied access") {
+        hints.push(
+            "give credentials with --username and the LEAK_REGISTRY_PASSWORD environment variable, or log in so the Docker config.json holds them",
+        );
+    }
+    hints
 }
 
 /// Runs the audit and the requested remediation; returns whether anything leaks.
