@@ -419,10 +419,17 @@ async fn plan_delete(
     })
 }
 
-/// Resolves the fixed image for a repository: `TAG` there, or
-/// `REPOSITORY:TAG` of the same registry.
+/// Resolves the fixed image for a repository: `TAG` or `sha256:DIGEST`
+/// there, or `REPOSITORY:TAG` / `REPOSITORY@sha256:DIGEST` of the same
+/// registry, with or without the registry host in front.
 pub(crate) fn fixed_reference(registry: &str, repository: &str, fixed: &str) -> Result<Reference> {
-    let text = if fixed.contains('/') {
+    let fixed = fixed
+        .strip_prefix(registry)
+        .and_then(|rest| rest.strip_prefix('/'))
+        .unwrap_or(fixed);
+    let text = if fixed.starts_with("sha256:") {
+        format!("{registry}/{repository}@{fixed}")
+    } else if fixed.contains(':') || fixed.contains('@') || fixed.contains('/') {
         format!("{registry}/{fixed}")
     } else {
         format!("{registry}/{repository}:{fixed}")
@@ -481,4 +488,36 @@ async fn plan_replacements(
         });
     }
     Ok(actions)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::fixed_reference;
+
+    const REGISTRY: &str = "127.0.0.1:5000";
+
+    #[test]
+    fn fixed_reference_forms() {
+        let cases = [
+            ("1.2", "app", "1.2"),
+            ("app:1.2", "app", "1.2"),
+            ("shop/app:fixed", "shop/app", "fixed"),
+            ("127.0.0.1:5000/app:1.2", "app", "1.2"),
+            ("other:clean", "other", "clean"),
+        ];
+        for (fixed, repository, tag) in cases {
+            let reference = fixed_reference(REGISTRY, "app", fixed)
+                .unwrap_or_else(|error| panic!("{fixed}: {error}"));
+            assert_eq!(reference.repository(), repository, "{fixed}");
+            assert_eq!(reference.tag(), Some(tag), "{fixed}");
+        }
+    }
+
+    #[test]
+    fn fixed_reference_by_digest() {
+        let digest = format!("sha256:{}", "a".repeat(64));
+        let reference = fixed_reference(REGISTRY, "app", &digest).expect("digest form parses");
+        assert_eq!(reference.repository(), "app");
+        assert_eq!(reference.digest().map(ToString::to_string), Some(digest));
+    }
 }
