@@ -260,10 +260,18 @@ impl RemediationReport {
                         result.journal.display()
                     ));
                 }
-                CredentialStatus::Rotated { result } => steps.push(format!(
-                    "deploy the new secret of {label} from {} to its consumers, then delete that file",
-                    result.sink.display()
-                )),
+                CredentialStatus::Rotated { result } => {
+                    steps.push(format!(
+                        "deploy the new secret of {label} from {} to its consumers, then delete that file",
+                        result.sink.display()
+                    ));
+                    if result.leaked_dead_confirmed == Some(false) {
+                        steps.push(format!(
+                            "confirm that the leaked key {} of {label} no longer authenticates: it was revoked, but the provider still accepted it at the last check (some providers take minutes to propagate a revocation)",
+                            result.leaked_key_id
+                        ));
+                    }
+                }
                 CredentialStatus::Planned => {
                     if let Rotation::PlanFailed { error, .. } = &credential.rotation {
                         steps.push(format!(
