@@ -175,7 +175,7 @@ fn main() -> ExitCode {
     }
 }
 
-/// Scans a registry reference; an error says why (not found, no such
+/// Scans a registry reference. The error names the reason (not found, no such
 /// registry, authentication failed).
 fn scan_reference(
     text: &str,
@@ -212,7 +212,7 @@ fn looks_like_path(text: &str) -> bool {
             .any(|suffix| text.ends_with(suffix))
 }
 
-/// A report for an input that could not be opened at all, so JSON and
+/// Builds the report of an input that could not be opened at all, so JSON and
 /// SARIF readers see the scan as incomplete.
 fn unreadable_report(image: &std::path::Path, error: &dyn std::fmt::Display) -> Report {
     let mut report = Report::default();

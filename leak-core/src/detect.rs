@@ -13,7 +13,7 @@ use crate::rules::{Rule, RuleSet};
 /// Rule id reported for matches of known leaked values.
 pub const KNOWN_VALUE_RULE: &str = "known-value";
 
-/// How a secret was encoded where it was found.
+/// Encoding of a secret at the place it was found.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum Encoding {
@@ -38,7 +38,8 @@ pub struct Match {
     /// Offset of the secret itself in the haystack (inside `span`); lines
     /// are counted to here.
     pub secret_start: usize,
-    /// The secret bytes, decoded as the rule says; what is fingerprinted.
+    /// The secret bytes, decoded as the rule specifies: the bytes that are
+    /// fingerprinted.
     pub secret: crate::Secret,
     /// How the secret was encoded in the haystack.
     pub encoding: Encoding,
