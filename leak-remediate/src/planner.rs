@@ -237,10 +237,19 @@ async fn plan_credential(
         }
         None => (
             Liveness::NotChecked {
-                reason: format!(
-                    "no rotator is configured for {}; add one to --rotators to check it",
-                    leaked.kind
-                ),
+                reason: match leaked.kind.as_str() {
+                    // Kinds with a built-in rotator: enabling it checks them.
+                    "aws-access-key-id" | "aws-secret-access-key" | "gcp-service-account" => {
+                        format!(
+                            "no rotator is configured for {}; enable it in --rotators to check it",
+                            leaked.kind
+                        )
+                    }
+                    _ => format!(
+                        "no built-in rotator for {}; an [[http]] rotator in --rotators can check it if the service has an API for it",
+                        leaked.kind
+                    ),
+                },
             },
             Rotation::Manual {
                 reason: format!("no rotator is configured for {}", leaked.kind),
