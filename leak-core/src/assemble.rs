@@ -50,7 +50,7 @@ fn ancestors(path: &str) -> impl Iterator<Item = &str> {
         .map(move |(split, _)| &path[..split])
 }
 
-/// How and where a file was hidden.
+/// Layer, kind of removal and entry that hid a file.
 type Hidden = (usize, Removal, String);
 
 /// Finds the first layer at or above `layer` that hides the file at `path`

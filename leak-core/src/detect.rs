@@ -41,7 +41,7 @@ pub struct Match {
     /// The secret bytes, decoded as the rule specifies: the bytes that are
     /// fingerprinted.
     pub secret: crate::Secret,
-    /// How the secret was encoded in the haystack.
+    /// Encoding of the secret in the haystack.
     pub encoding: Encoding,
 }
 
@@ -140,7 +140,7 @@ pub enum DetectorError {
     /// patterns).
     #[error("cannot build the {what} automaton: {source}")]
     Automaton {
-        /// Which automaton: keywords, known values or base64 triggers.
+        /// Name of the automaton: keywords or known values.
         what: &'static str,
         /// The builder's error.
         source: aho_corasick::BuildError,

@@ -11,7 +11,7 @@ use crate::options::ScanOptions;
 use crate::report::{Gap, GapKind, Severity};
 use crate::utf16;
 
-/// What scanning one file produced. `fs_path` and `entry_index` of the
+/// Result of scanning one file. `fs_path` and `entry_index` of the
 /// findings are left for the caller to fill in.
 #[derive(Debug, Default)]
 pub(crate) struct FileScan {
@@ -25,7 +25,7 @@ pub(crate) struct FileScan {
     pub(crate) read_error: Option<String>,
 }
 
-/// Scans files with a shared detector; holds no per-file state, so nested
+/// Scans files with a shared detector; keeps no per-file state, so nested
 /// archives can recurse into it.
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct FileScanner<'a> {

@@ -23,16 +23,16 @@ pub struct Finding {
     pub manifest_digest: Option<String>,
     /// Platform as `os/architecture[/variant]`, when known.
     pub platform: Option<String>,
-    /// Where in the image the secret is.
+    /// Place of the secret in the image.
     pub location: Location,
-    /// How the secret was encoded at that place.
+    /// Encoding of the secret at that place.
     pub encoding: Encoding,
     /// The secret itself, kept in memory for rotation; never serialised.
     #[serde(skip)]
     pub secret: Option<Secret>,
 }
 
-/// How a later layer hid a file.
+/// Way in which a later layer hid a file.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum Removal {
@@ -69,7 +69,7 @@ pub enum Location {
         present_in_final_fs: bool,
         /// Index of the layer that deleted or replaced the file.
         removed_by_layer: Option<usize>,
-        /// How that layer hid it.
+        /// Way in which that layer hid it.
         removed_how: Option<Removal>,
         /// The entry that hid it (the whiteout file or the new entry).
         removed_by_entry: Option<String>,
@@ -118,7 +118,7 @@ pub enum Severity {
     Error,
 }
 
-/// What was not covered, or covered with a caveat.
+/// A part of an image that was not covered, or was covered with a caveat.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum GapKind {
@@ -168,7 +168,7 @@ pub enum GapKind {
 /// One coverage gap.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Gap {
-    /// What kind of gap.
+    /// Kind of gap.
     pub kind: GapKind,
     /// Whether the image is partial because of it.
     pub severity: Severity,
@@ -178,7 +178,7 @@ pub struct Gap {
     pub digest: Option<String>,
     /// The path inside the layer, when one entry is involved.
     pub path: Option<String>,
-    /// What happened, in a sentence.
+    /// Description of what happened, in a sentence.
     pub detail: String,
 }
 
@@ -219,7 +219,7 @@ impl Gap {
 pub struct ImageCoverage {
     /// Image reference.
     pub image: String,
-    /// Where the image was read from (a file or directory path, or a
+    /// Input the image was read from (a file or directory path, or a
     /// registry reference).
     pub source: String,
     /// Manifest digest, when the image has a manifest.
@@ -240,7 +240,7 @@ pub struct ImageCoverage {
     pub partial: bool,
 }
 
-/// What a scan covered and what it did not.
+/// Account of what a scan covered and what it did not.
 #[derive(Clone, Debug, Default, Serialize, Deserialize)]
 pub struct Coverage {
     /// True when every image was scanned completely.
@@ -256,7 +256,7 @@ pub struct Coverage {
 pub struct Report {
     /// Every finding, one per secret and place.
     pub findings: Vec<Finding>,
-    /// What was covered.
+    /// Coverage of the scan.
     pub coverage: Coverage,
 }
 

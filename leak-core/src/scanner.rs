@@ -25,7 +25,7 @@ pub enum ScanError {
     Input {
         /// The path given.
         path: PathBuf,
-        /// What went wrong.
+        /// Description of the failure.
         message: String,
     },
     /// A rules file could not be loaded.

@@ -15,7 +15,7 @@ pub(crate) const MAX_METADATA_BYTES: u64 = 16 << 20;
 /// Total bytes a compressed archive's first pass keeps in memory.
 const MAX_KEPT_BYTES: u64 = 256 << 20;
 
-/// Where the blobs of an image input live.
+/// Storage of an image input's blobs.
 #[derive(Debug)]
 pub(crate) enum Store {
     /// A directory (an OCI layout).

@@ -17,7 +17,7 @@ use crate::secret::{Fingerprint, Secret};
 
 pub(crate) use walk::{MAX_LINKED_FINDINGS, display_path, normalize_path, relink_path as relink};
 
-/// What is known about a layer blob before it is read.
+/// Facts about a layer blob known before it is read.
 #[derive(Clone, Debug, Default, Serialize, Deserialize)]
 pub struct LayerInfo {
     /// Digest the blob must have, as the manifest names it. `None` skips
@@ -67,7 +67,7 @@ pub enum EntryKind {
 pub struct EntryRecord {
     /// Normalised path: no leading `/` or `./`, `.` and `..` resolved.
     pub path: String,
-    /// What the entry is.
+    /// Entry type.
     pub kind: EntryKind,
 }
 
@@ -140,7 +140,7 @@ pub struct LayerReport {
     pub findings: Vec<LayerFinding>,
     /// Hardlinks to targets outside this layer.
     pub pending_hardlinks: Vec<PendingHardlink>,
-    /// What was not covered.
+    /// Parts of the layer that were not covered.
     pub gaps: Vec<Gap>,
     /// True when the blob was read to its end, both digests matched and no
     /// entry failed.
@@ -161,8 +161,8 @@ impl<'a> LayerScanner<'a> {
     }
 
     /// Scans one layer blob read from `raw` (gzip, zstd or plain tar, chosen
-    /// by magic bytes). Never fails: every problem becomes a gap in the
-    /// returned report, and findings made before the problem are kept.
+    /// by magic bytes). Returns a report, not a `Result`: every problem
+    /// becomes a gap in it, and findings made before the problem are kept.
     pub fn scan(&self, raw: &mut dyn Read, info: &LayerInfo) -> LayerReport {
         pipeline::scan_layer(self, raw, info)
     }

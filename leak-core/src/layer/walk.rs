@@ -20,7 +20,7 @@ use crate::report::{Gap, GapKind, Severity};
 /// multiply findings (and memory) without bound.
 pub(crate) const MAX_LINKED_FINDINGS: usize = 100_000;
 
-/// What the walk produced.
+/// Result of walking one layer.
 pub(super) struct Walked {
     pub(super) diff_id: Option<String>,
     pub(super) uncompressed_bytes: u64,

@@ -39,7 +39,7 @@ pub struct BuiltinRule {
     pub overrides: &'static [&'static str],
     /// Extra validation of the secret bytes.
     pub validate: Option<fn(&[u8]) -> bool>,
-    /// How the secret is decoded before fingerprinting.
+    /// Decoding applied to the secret before fingerprinting.
     pub decoding: SecretDecoding,
     /// Texts in which the rule must find exactly the given secret (after
     /// decoding).
@@ -213,11 +213,11 @@ fn looks_like_path(value: &[u8]) -> bool {
         || memchr::memmem::find(value, b"://").is_some()
 }
 
-/// Checks for a program identifier (`snake_case`, `camelCase`,
+/// Checks for a program identifier: `snake_case`, `camelCase`,
 /// `kebab-case`, `dotted.name`, or words joined by `=` or `:` as in
-/// `key=value` text): only word characters, at most two digits besides a
-/// trailing number, and at most two letters in words shorter than three
-/// letters.
+/// `key=value` text. An identifier has only word characters, at most two
+/// digits besides a trailing number, and at most two letters in words
+/// shorter than three letters.
 /// Random strings of the same length have many one- and two-letter runs
 /// between digits and case changes.
 fn looks_like_identifier(value: &[u8]) -> bool {

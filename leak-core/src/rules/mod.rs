@@ -20,7 +20,7 @@ use crate::secret::shannon_entropy;
 /// do not set their own.
 pub const DEFAULT_MAX_MATCH_LEN: usize = 1024;
 
-/// How a matched secret is turned into the bytes that are fingerprinted.
+/// Decoding that turns a matched secret into the bytes that are fingerprinted.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
 pub enum SecretDecoding {
     /// The matched bytes are the secret.
@@ -83,7 +83,7 @@ pub struct Rule {
     /// Extra check that a built-in rule runs on the secret (for example,
     /// that a JWT header decodes to JSON).
     pub validate: Option<fn(&[u8]) -> bool>,
-    /// How the secret bytes are decoded before fingerprinting.
+    /// Decoding applied to the secret bytes before fingerprinting.
     pub decoding: SecretDecoding,
     /// When set, the rule applies only to files whose path matches, and
     /// never to data without a path (config, history).
@@ -141,7 +141,7 @@ impl Rule {
             .any(|re| re.is_match(whole_match))
     }
 
-    /// Decodes the matched secret bytes as the rule's [`SecretDecoding`] says.
+    /// Decodes the matched secret bytes as the rule's [`SecretDecoding`] specifies.
     pub fn decode_secret(&self, matched: &[u8]) -> Vec<u8> {
         match self.decoding {
             SecretDecoding::Raw => matched.to_vec(),
